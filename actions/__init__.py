@@ -1,0 +1,1 @@
+"""Rasa SDK custom actions for the CloudMax assistant (served by ``assistant serve-actions``)."""

@@ -1,0 +1,217 @@
+"""``assistant`` command line: set up models and data, serve each process, run the whole stack."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+from assistant.settings import Settings, get_settings
+
+
+def _fingerprint(settings: Settings) -> str:
+    h = hashlib.sha256()
+    for path in sorted(settings.nlu_data_dir.rglob("*.y*ml")):
+        h.update(path.name.encode() + path.read_bytes())
+    for key in ("encoder_model", "nlu_epochs", "nlu_batch_size", "nlu_learning_rate", "nlu_max_tokens", "nlu_seed"):
+        h.update(f"{key}={getattr(settings, key)}".encode())
+    return h.hexdigest()[:16]
+
+
+def cmd_setup_models(settings: Settings, args) -> int:
+    from assistant.models.registry import resolve_encoder
+
+    started = time.perf_counter()
+    path = resolve_encoder(settings)
+    print(f"encoder {settings.encoder_model} -> {path} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_train_nlu(settings: Settings, args) -> int:
+    from assistant.nlu.training import train_nlu
+
+    meta = settings.nlu_model_dir / "meta.json"
+    fp = _fingerprint(settings)
+    if not args.force and not args.holdout and meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fp:
+        print(f"NLU model up to date ({settings.nlu_model_dir}); use --force to retrain")
+        return 0
+    summary = train_nlu(settings, holdout=args.holdout, progress=not args.quiet)
+    data = json.loads(meta.read_text())
+    data["fingerprint"] = fp if not args.holdout else None
+    meta.write_text(json.dumps(data, ensure_ascii=False, indent=2))
+    t = summary["train"]
+    print(f"trained on {t['examples']} examples, {t['intents']} intents, {t['epochs']} epochs in {t['seconds']:.0f} s")
+    if "holdout" in summary:
+        print(f"held-out accuracy: {summary['holdout']['accuracy']:.3f} on {summary['holdout']['examples']} examples")
+    return 0
+
+
+def cmd_train_dialogue(settings: Settings, args) -> int:
+    from assistant.rasa_files import latest_rasa_model
+    from assistant.stack import rasa_env
+
+    if not settings.rasa_bin().is_file():
+        print(f"Rasa is not installed at {settings.rasa_venv}: run scripts/setup.sh", file=sys.stderr)
+        return 2
+    argv = [str(settings.rasa_bin()), "train", "core", "--domain", str(settings.domain_file),
+            "--stories", str(settings.stories_dir), "--config", str(settings.root_dir / "config.yml"),
+            "--out", str(settings.rasa_model_dir), "--fixed-model-name", "dialogue"]
+    started = time.perf_counter()
+    rc = subprocess.call(argv, cwd=settings.root_dir, env={**os.environ, **rasa_env()})
+    if rc == 0:
+        print(f"dialogue model: {latest_rasa_model(settings)} ({time.perf_counter() - started:.0f} s)")
+    return rc
+
+
+def cmd_seed_db(settings: Settings, args) -> int:
+    from assistant.db.seed import seed
+    from assistant.db.session import make_engine, make_sessionmaker, session_scope
+
+    engine = make_engine(settings.effective_database_url, settings.db_timeout_s)
+    with session_scope(make_sessionmaker(engine)) as s:
+        added = seed(s)
+    print(f"database {engine.url.render_as_string(hide_password=True)}: added {added}")
+    return 0
+
+
+def cmd_ingest(settings: Settings, args) -> int:
+    from assistant.knowledge.store import ingest, make_embeddings, open_store
+
+    started = time.perf_counter()
+    report = ingest(settings, open_store(settings, make_embeddings(settings)))
+    print(f"knowledge base: {report.documents} chunks ({report.added} added, {report.removed} removed, "
+          f"{report.unchanged} unchanged) in {time.perf_counter() - started:.1f} s -> {settings.chroma_dir}")
+    return 0
+
+
+def cmd_setup(settings: Settings, args) -> int:
+    for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_nlu, cmd_train_dialogue):
+        rc = step(settings, args)
+        if rc:
+            return rc
+    return 0
+
+
+def cmd_serve_nlu(settings: Settings, args) -> int:
+    import uvicorn
+
+    from assistant.nlu.service import create_app
+
+    uvicorn.run(create_app(settings), host=settings.nlu_host, port=settings.nlu_port, log_level="info",
+                access_log=False)
+    return 0
+
+
+def cmd_serve_actions(settings: Settings, args) -> int:
+    from assistant.action_server import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_endpoints(settings: Settings, args) -> int:
+    from assistant.rasa_files import write_endpoints
+
+    print(write_endpoints(settings))
+    return 0
+
+
+def _start(settings: Settings, include_rasa: bool):
+    from assistant.stack import Stack, StackError, preflight, service_specs
+
+    problems = preflight(settings, need_rasa=True)
+    if problems:
+        print("cannot start:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return None
+    stack = Stack(settings, service_specs(settings, include_rasa=include_rasa))
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return None
+    return stack
+
+
+def cmd_up(settings: Settings, args) -> int:
+    print("starting the CloudMax assistant ...")
+    stack = _start(settings, include_rasa=True)
+    if stack is None:
+        return 1
+    print(f"ready. REST channel: POST {settings.rasa_url}/webhooks/rest/webhook "
+          '{"sender": "me", "message": "你好"}. Ctrl-C stops everything.')
+    try:
+        while all(r.process.poll() is None for r in stack.running):
+            time.sleep(1)
+        dead = [r.spec.name for r in stack.running if r.process.poll() is not None]
+        print(f"stopping: {', '.join(dead)} exited (see var/logs/)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+        return 0
+    finally:
+        stack.stop()
+
+
+def cmd_chat(settings: Settings, args) -> int:
+    from assistant.rasa_files import latest_rasa_model, write_endpoints
+    from assistant.stack import rasa_env
+
+    print("starting the NLU service and the action server ...")
+    stack = _start(settings, include_rasa=False)
+    if stack is None:
+        return 1
+    try:
+        argv = [str(settings.rasa_bin()), "shell", "--model", str(latest_rasa_model(settings)),
+                "--endpoints", str(write_endpoints(settings)), "--port", str(settings.rasa_port)]
+        print("starting rasa shell: type a message in Chinese or English, /stop to quit")
+        return subprocess.call(argv, cwd=settings.root_dir, env={**os.environ, **rasa_env()})
+    finally:
+        stack.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assistant", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="models, demo database, knowledge base, NLU and dialogue training (idempotent)")
+    sub.add_parser("setup-models", help="convert the packaged encoder weights (cached)")
+    t = sub.add_parser("train-nlu", help="fine-tune the intent classifier on nlu_data/")
+    t.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+    t.add_argument("--holdout", type=float, default=0.0, help="hold out this share per intent and report accuracy")
+    t.add_argument("--quiet", action="store_true")
+    sub.add_parser("train-dialogue", help="rasa train core on domain.yml + stories/")
+    sub.add_parser("seed-db", help="create tables and demo data")
+    sub.add_parser("ingest", help="load knowledge_base/ into Chroma (idempotent)")
+    sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
+    sub.add_parser("serve-actions", help="the Rasa SDK action server")
+    sub.add_parser("endpoints", help="write var/endpoints.yml for Rasa from the settings")
+    sub.add_parser("up", help="run NLU, actions and the Rasa server (REST channel) until Ctrl-C")
+    sub.add_parser("chat", help="run NLU and actions, then chat in `rasa shell`")
+    return p
+
+
+COMMANDS = {
+    "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
+    "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest,
+    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "endpoints": cmd_endpoints,
+    "up": cmd_up, "chat": cmd_chat,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "setup":
+        args.force, args.holdout, args.quiet = False, 0.0, False
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
+    return COMMANDS[args.command](settings, args)

@@ -1,0 +1,1 @@
+"""Business data (plans, customers, orders, invoices, password resets, handoff tickets) in SQLAlchemy."""

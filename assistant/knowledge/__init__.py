@@ -1,0 +1,1 @@
+"""The knowledge base: documents, embeddings, the Chroma store and the answer retriever."""

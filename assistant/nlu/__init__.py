@@ -1,0 +1,1 @@
+"""The NLU service: intent classifier, entity extraction and the HTTP API Rasa calls."""

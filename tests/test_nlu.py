@@ -1,0 +1,179 @@
+"""The NLU service on the trained model: parsing, entities, shortcuts, fallback and bad input,
+through the parser and through real HTTP (FastAPI's test client)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.nlu.data import NluDataError, load_file, load_nlu_data, parse_annotated
+from assistant.nlu.entities import EntityExtractor
+from assistant.nlu.parser import NluParser, ParserConfig
+from assistant.nlu.service import create_app, load_parser
+
+
+@pytest.fixture(scope="module")
+def parser(settings) -> NluParser:
+    return load_parser(settings)
+
+
+@pytest.fixture(scope="module")
+def http(settings, parser):
+    with TestClient(create_app(settings, parser)) as client:
+        yield client
+
+
+def entity_values(result, name):
+    return [e["value"] for e in result["entities"] if e["entity"] == name]
+
+
+# ------------------------------------------------------------------ training data
+def test_training_data_meets_the_bar(settings):
+    data = load_nlu_data(settings.nlu_data_dir)
+    business = set(data.intents) - {"greet", "goodbye", "thanks", "out_of_scope", "affirm", "deny", "bot_challenge"}
+    assert len(business) >= 10
+    for intent in data.intents:
+        texts = [e.text for e in data.examples if e.intent == intent]
+        zh = [t for t in texts if any("\u4e00" <= c <= "\u9fff" for c in t)]
+        assert len(zh) >= 15 and len(texts) - len(zh) >= 15, intent
+
+
+def test_annotations_are_parsed():
+    text, spans = parse_annotated('查 [CM100001](order_number) 和 [专业版]{"entity": "plan", "value": "Pro"}')
+    assert text == "查 CM100001 和 专业版"
+    assert [(s.entity, s.value, text[s.start:s.end]) for s in spans] == [
+        ("order_number", "CM100001", "CM100001"), ("plan", "Pro", "专业版")]
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("nlu:\n- intent: greet\n  examples: |\n    - hi\n  - oops: [\n")
+    with pytest.raises(NluDataError, match="bad.yml: malformed YAML"):
+        load_file(bad)
+    bad.write_text("nlu:\n- intent: greet\n  examples: [hi]\n")
+    with pytest.raises(NluDataError, match="'examples' must be a block string"):
+        load_file(bad)
+
+
+# ------------------------------------------------------------------ classification
+@pytest.mark.parametrize("text,intent", [
+    ("我想查一下我的订单状态", "check_order_status"),
+    ("where is my order", "check_order_status"),
+    ("忘记密码了怎么办", "reset_password"),
+    ("I forgot my password", "reset_password"),
+    ("帮我开一张增值税发票", "request_invoice"),
+    ("can I get an invoice for my purchase", "request_invoice"),
+    ("专业版多少钱", "ask_plan_prices"),
+    ("how much does the pro plan cost", "ask_plan_prices"),
+    ("怎么申请退款", "ask_refund"),
+    ("I want my money back", "ask_refund"),
+    ("我要转人工", "request_human"),
+    ("let me talk to a human", "request_human"),
+    ("你好", "greet"),
+    ("今天天气怎么样", "out_of_scope"),
+])
+def test_intents(parser, text, intent):
+    result = parser.parse(text)
+    assert result["intent"]["name"] == intent, result["intent_ranking"][:3]
+    assert result["intent"]["confidence"] >= parser.config.fallback_threshold
+
+
+def test_ranking_is_sorted_and_sums_to_at_most_one(parser):
+    r = parser.parse("how do I export my files")
+    confs = [i["confidence"] for i in r["intent_ranking"]]
+    assert confs == sorted(confs, reverse=True) and sum(confs) <= 1.0001
+
+
+def test_low_confidence_returns_the_fallback_intent(settings, parser):
+    strict = NluParser(parser.classifier, parser.extractor, ParserConfig(fallback_threshold=0.999))
+    r = strict.parse("嗯")
+    assert r["intent"]["name"] == "nlu_fallback"
+    assert r["intent_ranking"][0]["name"] == "nlu_fallback"
+    assert r["intent_ranking"][1]["name"] in parser.classifier.labels
+
+
+# ------------------------------------------------------------------ entities
+def test_entities_in_both_languages(parser):
+    r = parser.parse("帮我查下订单cm-100003，发票发到 Li.Wei@Example.com，电话13812345678")
+    assert entity_values(r, "order_number") == ["CM100003"]
+    assert entity_values(r, "email") == ["li.wei@example.com"]
+    assert entity_values(r, "phone") == ["13812345678"]
+    assert entity_values(r, "language") == ["zh"]
+    r = parser.parse("how much is the 专业版 vs business plan")
+    assert sorted(entity_values(r, "plan")) == ["Business", "Pro"]
+
+
+def test_entity_offsets_point_into_the_text(parser):
+    text = "order CM100007 please"
+    e = next(e for e in parser.parse(text)["entities"] if e["entity"] == "order_number")
+    assert text[e["start"]:e["end"]] == "CM100007"
+
+
+def test_bare_values_do_not_change_the_language(parser):
+    assert entity_values(parser.parse("CM100003"), "language") == []
+    assert entity_values(parser.parse("li.wei@example.com"), "language") == []
+
+
+def test_extractor_word_boundaries(settings):
+    ex = EntityExtractor(load_nlu_data(settings.nlu_data_dir))
+    assert [e["value"] for e in ex.extract("professional pros") if e["entity"] == "plan"] == []
+    assert [e["value"] for e in ex.extract("XCM1000011") if e["entity"] == "order_number"] == []
+
+
+# ------------------------------------------------------------------ shortcuts
+def test_shortcut_with_entities(parser):
+    r = parser.parse('/inform{"order_number": "CM100001"}')
+    assert r["intent"] == {"name": "inform", "confidence": 1.0}
+    assert entity_values(r, "order_number") == ["CM100001"]
+
+
+def test_shortcut_bad_json_falls_back_with_a_reason(parser):
+    r = parser.parse("/inform{bad json")
+    assert r["intent"]["name"] == "nlu_fallback"
+    assert "not valid JSON" in r["error"]
+
+
+def test_shortcut_unknown_intent_falls_back_with_a_reason(parser):
+    r = parser.parse("/buy_a_pony")
+    assert r["intent"]["name"] == "nlu_fallback"
+    assert "unknown intent 'buy_a_pony'" in r["error"]
+
+
+# ------------------------------------------------------------------ bad input, over HTTP
+@pytest.mark.parametrize("text", ["", "   ", "\u0000\u0001\u200b"])
+def test_empty_messages_fall_back(http, text):
+    r = http.post("/model/parse", json={"text": text})
+    assert r.status_code == 200
+    assert r.json()["intent"]["name"] == "nlu_fallback"
+
+
+def test_oversized_message_is_truncated_not_rejected(http, settings):
+    r = http.post("/model/parse", json={"text": "退款 " * 5000})
+    assert r.status_code == 200
+    assert r.json()["truncated_to"] == settings.nlu_max_chars
+
+
+def test_emoji_and_mixed_language(http):
+    r = http.post("/model/parse", json={"text": "😡😡 我的invoice怎么还没到?? 🙏"})
+    assert r.status_code == 200
+    assert r.json()["intent"]["name"] in ("request_invoice", "nlu_fallback")
+
+
+@pytest.mark.parametrize("body", [{}, {"text": 5}, {"message": "hi"}])
+def test_malformed_requests_get_400_with_a_message(http, body):
+    r = http.post("/model/parse", json=body)
+    assert r.status_code == 400
+    assert "expected JSON" in r.json()["message"]
+
+
+def test_non_json_body_gets_400(http):
+    r = http.post("/model/parse", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_health_and_metrics(http):
+    assert http.get("/health").json()["status"] == "ok"
+    http.post("/model/parse", json={"text": "hello"})
+    metrics = http.get("/metrics").text
+    assert "nlu_parse_requests_total" in metrics
+    assert int(metrics.split("nlu_parse_requests_total ")[1].split()[0]) >= 1
