@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,9 +122,15 @@ def cmd_endpoints(settings: Settings, args) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit so the child processes are stopped too."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+
+
 def _start(settings: Settings, include_rasa: bool):
     from assistant.stack import Stack, StackError, preflight, service_specs
 
+    _stop_on_sigterm()
     problems = preflight(settings, need_rasa=True)
     if problems:
         print("cannot start:\n  - " + "\n  - ".join(problems), file=sys.stderr)
@@ -207,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "setup":
         args.force, args.holdout, args.quiet = False, 0.0, False
     try:

@@ -8,6 +8,7 @@ Nothing reads the environment at import time: call :func:`get_settings` (or buil
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,8 +38,8 @@ class Settings(BaseSettings):
             "a local directory, or a Hugging Face hub id (needs network)."
         ),
     )
-    query_prefix: str = Field("query: ", description="Prefix for queries (e5 models); '' for others.")
-    passage_prefix: str = Field("passage: ", description="Prefix for passages (e5 models); '' for others.")
+    query_prefix: str | None = Field(None, description="Query prefix. Default: 'query: ' for e5 models, else ''.")
+    passage_prefix: str | None = Field(None, description="Passage prefix. Default: 'passage: ' for e5 models, else ''.")
 
     # --- NLU service ----------------------------------------------------------------------
     nlu_host: str = "127.0.0.1"
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
         self.rasa_venv = self.rasa_venv or root / ".venv-rasa"
         self.kb_dir = self.kb_dir or root / "knowledge_base"
         self.chroma_dir = self.chroma_dir or self.var_dir / "chroma"
+        is_e5 = "e5" in self.encoder_model.lower()
+        if self.query_prefix is None:
+            self.query_prefix = "query: " if is_e5 else ""
+        if self.passage_prefix is None:
+            self.passage_prefix = "passage: " if is_e5 else ""
         return self
 
     # --- derived ----------------------------------------------------------------------------
@@ -105,6 +111,12 @@ class Settings(BaseSettings):
     @property
     def domain_file(self) -> Path:
         return self.root_dir / "domain.yml"
+
+    @property
+    def collection_name(self) -> str:
+        """One Chroma collection per encoder: vectors of different models never mix."""
+        digest = hashlib.sha1(self.encoder_model.encode()).hexdigest()[:8]
+        return f"{self.chroma_collection}-{digest}"
 
     @property
     def nlu_model_dir(self) -> Path:

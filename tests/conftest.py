@@ -91,7 +91,8 @@ def stack(request, tmp_path_factory, settings):
     if problems:
         pytest.fail("the project is not set up: " + "; ".join(problems))
     var = tmp_path_factory.mktemp(f"var-{request.param}")
-    overrides = dict(var_dir=var, chroma_dir=settings.chroma_dir)
+    # ports of their own, so a developer's running stack does not get in the way
+    overrides = dict(var_dir=var, chroma_dir=settings.chroma_dir, nlu_port=15006, action_port=15055, rasa_port=15005)
     if request.param == "embedded":
         overrides["database_url"] = f"sqlite:///{var / 'cloudmax.db'}"
     else:

@@ -25,7 +25,7 @@ def make_embeddings(settings: Settings) -> Embeddings:
 def open_store(settings: Settings, embeddings: Embeddings) -> Chroma:
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return Chroma(
-        collection_name=settings.chroma_collection,
+        collection_name=settings.collection_name,
         embedding_function=embeddings,
         persist_directory=str(settings.chroma_dir),
         collection_metadata={"hnsw:space": "cosine", "encoder": settings.encoder_model},

