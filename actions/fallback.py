@@ -38,9 +38,12 @@ class ActionDefaultFallback(Action):
         return "action_default_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
-        text = tracker.latest_message.get("text") or ""
-        lang = tracker.get_slot("language") or detect_language(text)
+        # when NLU fails, Rasa's parse data has an empty text; the user event keeps the message
+        user_events = [e for e in tracker.events if e.get("event") == "user"]
+        text = tracker.latest_message.get("text") or (user_events[-1].get("text") if user_events else "") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        # without NLU there is no language entity either: judge this message by itself
+        lang = detect_language(text) if not intent else (tracker.get_slot("language") or detect_language(text))
         if not intent:
             COUNTERS.count("nlu_unavailable")
             log.error("NLU service unreachable or failing: Rasa got no intent for sender %s; check the NLU "

@@ -67,6 +67,11 @@ CONVERSATIONS: dict[str, list[Turn]] = {
         T("不用了", r"已取消"),
         T("再见", r"再见"),
     ],
+    "zh_bare_order_number_then_status": [
+        T("你好", r"CloudMax"),
+        T("CM100003", r"查询订单状态或申请发票"),
+        T("查下这个订单的状态", r"订单 CM100003", r"已支付"),
+    ],
     # ------------------------------------------------------------------ English
     "en_order_status_wrong_number_reasked": [
         T("hi", r"CloudMax assistant"),

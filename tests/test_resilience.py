@@ -12,18 +12,40 @@ from tests.conftest import base_settings, seed_database
 pytestmark = pytest.mark.stack
 
 
+def start_partial(tmp_path_factory, settings, services: set[str], **overrides):
+    var = tmp_path_factory.mktemp("var-partial")
+    s = base_settings(var_dir=var, chroma_dir=settings.chroma_dir, database_url=f"sqlite:///{var / 'db.sqlite'}",
+                      **overrides)
+    seed_database(s.effective_database_url)
+    stack = Stack(s, [spec for spec in service_specs(s) if spec.name in services])
+    stack.start(echo=lambda line: None)
+    return s, stack
+
+
 @pytest.fixture(scope="module")
 def stack_without_nlu(tmp_path_factory, settings):
     """Actions + Rasa, with Rasa's NLU endpoint pointing at a port where nothing listens."""
-    var = tmp_path_factory.mktemp("var-no-nlu")
-    s = base_settings(var_dir=var, chroma_dir=settings.chroma_dir, nlu_port=15999, action_port=15155,
-                      rasa_port=15105, database_url=f"sqlite:///{var / 'db.sqlite'}")
-    seed_database(s.effective_database_url)
-    specs = [spec for spec in service_specs(s) if spec.name != "nlu"]
-    stack = Stack(s, specs)
-    stack.start(echo=lambda line: None)
+    s, stack = start_partial(tmp_path_factory, settings, {"actions", "rasa"}, nlu_port=15999, action_port=15155,
+                             rasa_port=15105)
     try:
         yield s
+    finally:
+        stack.stop()
+
+
+def test_unsure_nlu_falls_back_instead_of_guessing(tmp_path_factory, settings):
+    """NLU + Rasa with a strict threshold: a message the classifier is not sure enough of becomes
+    `nlu_fallback`, and the assistant asks to rephrase (through the real HTTP path)."""
+    s, stack = start_partial(tmp_path_factory, settings, {"nlu", "rasa"}, nlu_port=15206, action_port=15255,
+                             rasa_port=15205, nlu_fallback_threshold=0.995)
+    try:
+        client = RasaRestClient(s.rasa_url)
+        reply = " ".join(m.text for m in client.send("unsure-1", "hmm"))
+        assert "rephrase" in reply
+        latest = client.tracker("unsure-1")["latest_message"]
+        assert latest["intent"]["name"] == "nlu_fallback"
+        assert latest["intent"]["confidence"] < 0.995
+        assert latest["intent_ranking"][1]["name"] != "nlu_fallback"
     finally:
         stack.stop()
 
