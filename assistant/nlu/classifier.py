@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,8 @@ class IntentClassifier:
         started = time.perf_counter()
         module.train()
         last_loss = float("nan")
-        bar = tqdm(total=total, desc="fine-tuning intent classifier", unit="step", disable=not progress)
+        bar = tqdm(total=total, desc="fine-tuning intent classifier", unit="step", disable=not progress,
+                   mininterval=0.2 if sys.stderr.isatty() else 30.0)
         order = list(range(len(ids)))
         for _ in range(epochs):
             random.shuffle(order)
