@@ -27,13 +27,22 @@ class ActionAnswerKnowledge(Action):
             log.exception("knowledge retrieval failed")
             dispatcher.utter_message(text=say("service_error", lang))
             return []
-        if answer is None:
+        if answer.refused:
             dispatcher.utter_message(text=say("kb_no_answer", lang))
             return []
-        heading = f" › {answer.heading}" if answer.heading else ""
         dispatcher.utter_message(
-            text=say("kb_answer", lang, text=answer.text, title=answer.title, heading=heading, source=answer.source),
-            json_message={"citations": [{"title": answer.title, "heading": answer.heading,
-                                         "source": answer.source, "score": round(answer.score, 4)}]},
+            text=format_answer(answer, lang),
+            json_message={"answer_kind": answer.kind,
+                          "citations": [{"n": c.n, "title": c.title, "heading": c.heading, "source": c.source}
+                                        for c in answer.citations]},
         )
         return []
+
+
+def format_answer(answer, lang: str) -> str:
+    """The answer, then one line per cited source: [n] title › heading (source)."""
+    lines = [answer.text, "", say("kb_sources", lang)]
+    for c in answer.citations:
+        heading = f" › {c.heading}" if c.heading else ""
+        lines.append(f"[{c.n}] {c.title}{heading} ({c.source})")
+    return "\n".join(lines)

@@ -68,7 +68,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
               "an agent will reply here or at support@cloudmax.example.",
         "zh": "已为您转接人工客服（工单号 #{id}）。人工客服服务时间为每天 9:00–21:00（北京时间），客服会尽快在这里回复您。",
     },
-    "kb_answer": {"en": "{text}\n\nSource: {title}{heading} ({source})", "zh": "{text}\n\n来源：{title}{heading}（{source}）"},
+    "kb_sources": {"en": "Sources:", "zh": "来源："},
     "kb_no_answer": {
         "en": "I couldn't find an answer to that in the CloudMax help center. Would you like me to connect you to a human agent? Just say \"human\".",
         "zh": "抱歉，帮助中心里没有找到这个问题的答案。需要为您转接人工客服吗？回复“转人工”即可。",

@@ -35,11 +35,9 @@ class Services:
     @property
     def answerer(self):
         if self._answerer is None:
-            from assistant.knowledge.answer import KnowledgeAnswerer
-            from assistant.knowledge.store import make_embeddings, open_store
+            from assistant.knowledge.answer import make_answerer
 
-            store = open_store(self.settings, make_embeddings(self.settings))
-            self._answerer = KnowledgeAnswerer(store, self.settings.kb_min_score, self.settings.kb_top_k)
+            self._answerer = make_answerer(self.settings)
         return self._answerer
 
     def warm(self) -> None:

@@ -90,6 +90,26 @@ def cmd_ingest(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_eval_kb(settings: Settings, args) -> int:
+    from pathlib import Path
+
+    from assistant.knowledge.answer import make_answerer
+    from assistant.knowledge.evaluate import (evaluate_answers, evaluate_retrieval, load_eval_set, markdown_report,
+                                              write_reports)
+
+    answerable, unanswerable = load_eval_set(Path(args.questions))
+    answerer = make_answerer(settings)
+    result = {"questions": len(answerable), "unanswerable": len(unanswerable),
+              "settings": {"encoder": settings.encoder_model, "kb_min_score": settings.kb_min_score,
+                           "generator": settings.kb_generator},
+              "retrieval": evaluate_retrieval(answerer.searcher, answerable, progress=not args.quiet),
+              **evaluate_answers(answerer, answerable, unanswerable)}
+    paths = write_reports(result, Path(args.out))
+    print(markdown_report(result))
+    print("reports: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_setup(settings: Settings, args) -> int:
     for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_nlu, cmd_train_dialogue):
         rc = step(settings, args)
@@ -194,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train-dialogue", help="rasa train core on domain.yml + stories/")
     sub.add_parser("seed-db", help="create tables and demo data")
     sub.add_parser("ingest", help="load knowledge_base/ into Chroma (idempotent)")
+    e = sub.add_parser("eval-kb", help="retrieval and refusal evaluation of the knowledge base")
+    e.add_argument("--questions", default="evals/knowledge/questions.yml")
+    e.add_argument("--out", default="var/reports")
+    e.add_argument("--quiet", action="store_true")
     sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
     sub.add_parser("serve-actions", help="the Rasa SDK action server")
     sub.add_parser("endpoints", help="write var/endpoints.yml for Rasa from the settings")
@@ -204,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
-    "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest,
+    "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
     "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "endpoints": cmd_endpoints,
     "up": cmd_up, "chat": cmd_chat,
 }

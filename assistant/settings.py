@@ -67,7 +67,15 @@ class Settings(BaseSettings):
     chroma_dir: Path | None = Field(None, description="Persistent Chroma directory. Default: var/chroma")
     chroma_collection: str = "cloudmax_kb"
     kb_min_score: float = Field(0.84, description="Minimum cosine similarity for a knowledge answer.")
-    kb_top_k: int = Field(4, gt=0)
+    kb_faq_direct_score: float = Field(0.93, description="FAQ question similarity above which its curated answer is used as is.")
+    kb_top_k: int = Field(5, gt=0)
+    kb_retrieval_mode: str = Field("hybrid", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers').")
+    kb_generator: str = Field("extractive", description="'extractive' (offline) or 'openai' (any OpenAI-compatible endpoint).")
+    kb_min_support: float = Field(0.80, description="Extractive generator: minimum sentence-question similarity.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:11434/v1")
+    llm_model: str = "qwen2.5:7b-instruct"
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(30.0, gt=0)
 
     # --- Rasa -----------------------------------------------------------------------------
     rasa_host: str = "127.0.0.1"
@@ -83,6 +91,13 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("encoder_model must name a model (see README, 'Models')")
         return v.strip()
+
+    @field_validator("kb_retrieval_mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ("vector", "bm25", "hybrid", "hybrid_rerank"):
+            raise ValueError("kb_retrieval_mode must be one of vector, bm25, hybrid, hybrid_rerank")
+        return v
 
     @model_validator(mode="after")
     def _derive_paths(self) -> "Settings":

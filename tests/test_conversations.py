@@ -101,8 +101,8 @@ CONVERSATIONS: dict[str, list[Turn]] = {
         T("what plans do you have and how much", r"Basic", r"\$2\.99", r"Enterprise", r"custom quote"),
     ],
     "en_knowledge_answers_with_source": [
-        T("how do I export all my data", r"(?i)export", r"Source:"),
-        T("what happens if your service goes down", r"(?i)(99\.9|credit|status)", r"Source:"),
+        T("how do I export all my data", r"(?i)export", r"Sources:"),
+        T("what happens if your service goes down", r"(?i)(99\.9|credit|status)", r"Sources:"),
     ],
     "en_out_of_scope": [
         T("tell me a joke about cats", r"outside what I can help with"),

@@ -1,67 +1,179 @@
-"""Answer a question from the knowledge base: the best passage in the asker's language, with its source.
+"""The knowledge chain (LangChain runnables): retrieve → numbered sources under a token budget →
+generate → an answer whose citations [1], [2] map to the sources — or a refusal.
 
-A first version: vector retrieval through a LangChain retriever over Chroma and a similarity
-threshold below which it declines (the caller then offers a human).
+* Retrieval is the hybrid searcher behind a LangChain retriever.
+* An FAQ entry whose question matches closely is answered with its curated answer, no generation.
+* Weak evidence (best semantic score below ``min_score``) or a generator that finds no support
+  gives a refusal; the caller offers a human.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from langchain_chroma import Chroma
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableLambda
+
+from assistant.knowledge.generate import Generator, Source
+from assistant.knowledge.retrieval import HybridSearcher, Mode
+from assistant.knowledge.safety import looks_like_injection
 
 
-class ScoredRetriever(BaseRetriever):
-    """A LangChain retriever over Chroma that keeps each hit's relevance (cosine similarity)
-    in ``metadata["score"]``, restricted to one language and cut at ``min_score``."""
+class HybridRetriever(BaseRetriever):
+    """LangChain retriever over :class:`HybridSearcher`; scores travel in each document's metadata."""
 
-    store: Chroma
-    k: int = 4
-    min_score: float = 0.0
+    searcher: Any
     lang: str | None = None
+    mode: str = "hybrid"
+    k: int = 5
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        flt = {"lang": self.lang} if self.lang else None
-        hits = self.store.similarity_search_with_relevance_scores(query, k=self.k, filter=flt)
-        out = []
-        for doc, score in hits:
-            if score >= self.min_score:
-                out.append(Document(page_content=doc.page_content, metadata={**doc.metadata, "score": float(score)}))
-        return out
+        hits = self.searcher.search(query, self.lang, self.mode, k=self.k)
+        return [Document(page_content=h.doc.page_content, id=h.id,
+                         metadata={**h.doc.metadata, "score": h.score, "unit": h.unit,
+                                   "semantic": h.features.get("semantic", h.dense),
+                                   "faq_question_score": h.faq_question})
+                for h in hits]
 
 
 @dataclass(frozen=True)
-class KnowledgeAnswer:
-    text: str
+class Citation:
+    n: int
     title: str
-    source: str
     heading: str
-    kind: str
-    score: float
+    source: str
+    unit: str = ""
+    text: str = ""   # the cited source's text, kept for checks of what the answer says
+
+
+@dataclass
+class CitedAnswer:
+    kind: Literal["curated", "generated", "refused"]
+    text: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    score: float = 0.0
+    reason: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.kind == "refused"
+
+
+def approx_tokens(text: str) -> int:
+    """A model-independent estimate: one token per CJK character, ~1.3 per Latin word."""
+    return len(re.findall(r"[\u3400-\u9fff]", text)) + int(1.3 * len(re.findall(r"[A-Za-z0-9]+", text))) + 1
+
+
+def _sources(docs: list[Document], budget_tokens: int, max_sources: int) -> list[Source]:
+    out, used, seen_units = [], 0, set()
+    for d in docs:
+        md = d.metadata
+        if md.get("unit") in seen_units:
+            continue
+        text = md.get("answer") or d.page_content
+        cost = approx_tokens(text)
+        if out and used + cost > budget_tokens:
+            break
+        seen_units.add(md.get("unit"))
+        out.append(Source(len(out) + 1, text, md.get("title", ""), md.get("heading", ""), md.get("source", ""),
+                          md.get("kind", ""), md.get("lang", "")))
+        used += cost
+        if len(out) >= max_sources:
+            break
+    return out
 
 
 class KnowledgeAnswerer:
-    def __init__(self, store: Chroma, min_score: float, top_k: int = 4):
-        self.store = store
+    def __init__(self, searcher: HybridSearcher, generator: Generator, min_score: float,
+                 faq_direct_score: float = 0.93, top_k: int = 5, budget_tokens: int = 1200, max_sources: int = 3,
+                 mode: Mode = "hybrid"):
+        self.searcher = searcher
+        self.generator = generator
         self.min_score = min_score
+        self.faq_direct_score = faq_direct_score
         self.top_k = top_k
+        self.budget_tokens = budget_tokens
+        self.max_sources = max_sources
+        self.mode = mode
+        self.chain = (RunnableLambda(self._retrieve) | RunnableLambda(self._prepare)
+                      | RunnableLambda(self._generate)).with_config(run_name="knowledge_answer")
 
-    def retriever(self, lang: str | None) -> ScoredRetriever:
-        return ScoredRetriever(store=self.store, k=self.top_k, min_score=self.min_score, lang=lang)
+    def retriever(self, lang: str | None) -> HybridRetriever:
+        return HybridRetriever(searcher=self.searcher, lang=lang, mode=self.mode, k=self.top_k)
 
-    def answer(self, question: str, lang: str) -> KnowledgeAnswer | None:
-        question = question.strip()
-        if not question:
-            return None
-        docs = self.retriever(lang).invoke(question)
-        if not docs:
-            return None
-        best = docs[0]
-        md = best.metadata
-        return KnowledgeAnswer(
-            text=md.get("answer") or best.page_content, title=md.get("title", ""), source=md.get("source", ""),
-            heading=md.get("heading", ""), kind=md.get("kind", ""), score=float(md.get("score", 0.0)),
-        )
+    # -- chain steps ---------------------------------------------------------------
+    def _retrieve(self, inp: dict) -> dict:
+        question = (inp.get("question") or "").strip()
+        if looks_like_injection(question):
+            return {**inp, "question": question, "docs": [], "refusal": "instructions in the question"}
+        docs = self.retriever(inp.get("lang")).invoke(question) if question else []
+        # chunks flagged at ingestion as carrying instructions never become sources
+        docs = [d for d in docs if not d.metadata.get("suspicious")]
+        return {**inp, "question": question, "docs": docs}
+
+    def _prepare(self, state: dict) -> dict:
+        docs = state["docs"]
+        best = (docs[0].metadata.get("semantic") or 0.0) if docs else 0.0
+        state = {**state, "best": best, "sources": _sources(docs, self.budget_tokens, self.max_sources)}
+        if not docs or best < self.min_score:
+            reason = state.get("refusal") or "weak evidence"
+            return {**state, "answer": CitedAnswer("refused", score=best, reason=reason)}
+        # an FAQ among the hits whose question matches closely: its curated answer, no generation
+        faq = max((d for d in docs if d.metadata.get("kind") == "faq"),
+                  key=lambda d: d.metadata.get("faq_question_score") or 0.0, default=None)
+        if faq is not None and (faq.metadata.get("faq_question_score") or 0.0) >= self.faq_direct_score:
+            src = _sources([faq], self.budget_tokens, 1)[0]
+            return {**state, "answer": CitedAnswer("curated", src.text, [_citation(src)], best)}
+        return state
+
+    def _generate(self, state: dict) -> CitedAnswer:
+        if "answer" in state:
+            return state["answer"]
+        sources = state["sources"]
+        draft = self.generator.generate(state["question"], state.get("lang") or "en", sources)
+        if not draft.supported:
+            return CitedAnswer("refused", score=state["best"], reason=f"{self.generator.name}: no supporting sentence")
+        by_n = {s.n: s for s in sources}
+        return CitedAnswer("generated", draft.text, [_citation(by_n[n]) for n in draft.cited], state["best"])
+
+    # -- entry point ----------------------------------------------------------------
+    def answer(self, question: str, lang: str | None) -> CitedAnswer:
+        return self.chain.invoke({"question": question, "lang": lang})
+
+
+def _citation(src: Source) -> Citation:
+    unit = src.source if src.kind == "faq" else f"{src.source}#{src.heading}"
+    return Citation(src.n, src.title, src.heading, src.source, unit, src.text)
+
+
+def make_generator(settings, embeddings) -> Generator:
+    """Choose the generator by ``settings.kb_generator`` ("extractive" or "openai")."""
+    import numpy as np
+
+    from assistant.knowledge.generate import ExtractiveGenerator, OpenAICompatibleGenerator
+
+    if settings.kb_generator == "openai":
+        if not settings.llm_base_url:
+            raise ValueError("ASSISTANT_KB_GENERATOR=openai needs ASSISTANT_LLM_BASE_URL (e.g. http://localhost:8000/v1)")
+        return OpenAICompatibleGenerator(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
+                                         settings.llm_timeout_s)
+    if settings.kb_generator != "extractive":
+        raise ValueError(f"unknown ASSISTANT_KB_GENERATOR={settings.kb_generator!r}; use 'extractive' or 'openai'")
+    return ExtractiveGenerator(lambda t: np.asarray(embeddings.embed_queries(t)),
+                               lambda t: np.asarray(embeddings.embed_documents(t)),
+                               min_support=settings.kb_min_support)
+
+
+def make_answerer(settings, embeddings=None) -> KnowledgeAnswerer:
+    from assistant.knowledge.retrieval import load_searcher
+    from assistant.knowledge.store import make_embeddings
+
+    embeddings = embeddings or make_embeddings(settings)
+    searcher = load_searcher(settings, embeddings)
+    searcher.lexical.tokenizer("预热 warm-up")  # load jieba's dictionary now, not on a user's turn
+    return KnowledgeAnswerer(searcher, make_generator(settings, embeddings), settings.kb_min_score,
+                             settings.kb_faq_direct_score, settings.kb_top_k, mode=settings.kb_retrieval_mode)

@@ -24,7 +24,10 @@ class KnowledgeBaseError(ValueError):
 
 
 def doc_id(doc: Document) -> str:
-    key = f"{doc.metadata['source']}\x00{doc.metadata.get('lang')}\x00{doc.page_content}"
+    md = doc.metadata
+    fields = (md["source"], md.get("lang"), md.get("title"), md.get("heading"), md.get("answer"), doc.page_content,
+              str(md.get("suspicious")))
+    key = "\x00".join(str(f) for f in fields)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -115,6 +118,15 @@ def load_markdown(path: Path, lang: str, root: Path) -> list[Document]:
     return docs
 
 
+def flag_suspicious(docs: list[Document]) -> list[Document]:
+    """Mark chunks that carry instructions aimed at a model; the answer chain never cites them."""
+    from assistant.knowledge.safety import looks_like_injection
+
+    for d in docs:
+        d.metadata["suspicious"] = looks_like_injection(d.page_content)
+    return docs
+
+
 def load_knowledge_base(root: Path) -> list[Document]:
     root = Path(root)
     faq = root / "faq.yml"
@@ -124,4 +136,4 @@ def load_knowledge_base(root: Path) -> list[Document]:
     for lang in LANGS:
         for md in sorted((root / "docs" / lang).glob("*.md")):
             docs.extend(load_markdown(md, lang, root))
-    return docs
+    return flag_suspicious(docs)

@@ -18,3 +18,6 @@ class EncoderEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encoder.embed([text], self.query_prefix)[0].tolist()
+
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.embed(texts, self.query_prefix).tolist()

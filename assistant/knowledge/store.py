@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -40,6 +41,58 @@ class IngestReport:
     unchanged: int
 
 
+def build_index(settings: Settings, store: Chroma, wanted: dict) -> None:
+    """Write the BM25 index and the chunk store (texts, metadata, vectors, FAQ-question vectors)
+    that mirror the collection. Written to a temporary directory, then swapped in."""
+    import shutil
+
+    import numpy as np
+
+    from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
+    from assistant.knowledge.retrieval import DocStore, index_dir, unit_id
+
+    ids = sorted(wanted)
+    got = store.get(ids=ids, include=["embeddings"])
+    vec_by_id = dict(zip(got["ids"], got["embeddings"]))
+    vectors = np.asarray([vec_by_id[i] for i in ids], dtype=np.float32)
+    docs = [wanted[i] for i in ids]
+    # one FAQ id covers both languages: its question vectors are keyed "unit|lang"
+    faq_keys = sorted({(unit_id(d.metadata), d.metadata["lang"], d.metadata["title"]) for d in docs
+                       if d.metadata.get("kind") == "faq"})
+    qvecs = store.embeddings.embed_queries([t for _, _, t in faq_keys]) if faq_keys else []
+    faq_q = {f"{u}|{lang}": np.asarray(v, dtype=np.float32) for (u, lang, _), v in zip(faq_keys, qvecs)}
+    target = index_dir(settings)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    lexical = LexicalIndex(TextTokenizer(settings.kb_dir / "userdict.txt"))
+    lexical.build(ids, [d.page_content for d in docs], groups=[d.metadata["lang"] for d in docs])
+    lexical.save(tmp / "lexical")
+    DocStore(ids, docs, vectors, faq_q).save(tmp)
+    (tmp / "manifest.json").write_text(json.dumps({"digest": _digest(ids), "chunks": len(ids)}))
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _digest(ids) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def index_is_current(settings: Settings, ids) -> bool:
+    from assistant.knowledge.retrieval import index_dir
+
+    manifest = index_dir(settings) / "manifest.json"
+    try:
+        return json.loads(manifest.read_text())["digest"] == _digest(ids)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def ingest(settings: Settings, store: Chroma) -> IngestReport:
     """Make the collection hold exactly the knowledge base's chunks; content-hash ids make
     re-ingesting unchanged files a no-op and replace the chunks of changed ones."""
@@ -55,4 +108,6 @@ def ingest(settings: Settings, store: Chroma) -> IngestReport:
             store.add_documents([wanted[i] for i in ids], ids=ids)
     if stale:
         store.delete(ids=stale)
+    if new_ids or stale or not index_is_current(settings, wanted):
+        build_index(settings, store, wanted)
     return IngestReport(len(wanted), len(new_ids), len(stale), len(wanted) - len(new_ids))

@@ -1,0 +1,117 @@
+"""Keyword search: a Chinese-aware tokenizer (jieba + a user dictionary of product terms, Latin
+words and numbers kept whole) and a BM25 index (``bm25s``) that can be saved and loaded."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9'+.-]*[A-Za-z0-9]|[A-Za-z]|\d+(?:\.\d+)?|[\u3400-\u9fff\uf900-\ufaff]+")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+STOPWORDS = frozenset(
+    "the a an and or of to in on for is are was be do does did i my me you your we our it this that with can how what "
+    "when where which who why will would could should if at by from as about there have has please any ".split()
+    + list("的了吗呢吧啊呀么和与及在是我你您他她它们这那个有就也都还要会能可以怎么如何什么吗嘛哦")
+    + ["一下", "请问", "我们", "你们", "这个", "那个", "怎么", "如何", "什么", "可以", "是否", "一个"]
+)
+
+
+class TextTokenizer:
+    """Splits zh/en text into search terms. jieba loads its dictionary on first use (~1 s)."""
+
+    def __init__(self, user_dict: Path | None = None):
+        self._user_dict = user_dict
+        self._jieba = None
+        self._lock = threading.Lock()
+
+    def _cutter(self):
+        if self._jieba is None:
+            with self._lock:
+                if self._jieba is None:
+                    import logging
+
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    tok = jieba.Tokenizer()
+                    tok.initialize()
+                    if self._user_dict and self._user_dict.is_file():
+                        tok.load_userdict(str(self._user_dict))
+                    self._jieba = tok
+        return self._jieba
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for m in _TOKEN.finditer(text.lower()):
+            piece = m.group(0)
+            if _HAN.match(piece):
+                out.extend(w for w in self._cutter().cut_for_search(piece) if w not in STOPWORDS)
+            elif piece not in STOPWORDS:
+                out.append(piece)
+        return out
+
+
+class LexicalIndex:
+    """BM25 over a fixed list of ids; ``search`` can be restricted to a subset (e.g. one language)."""
+
+    def __init__(self, tokenizer: TextTokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[str] = []
+        self._bm25 = None
+        self._groups: dict[str, np.ndarray] = {}
+
+    def build(self, ids: Sequence[str], texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
+        import bm25s
+
+        self.ids = list(ids)
+        self._bm25 = bm25s.BM25()
+        corpus = [self.tokenizer(t) or ["\u2205"] for t in texts]
+        self._bm25.index(corpus, show_progress=False)
+        self._set_groups(groups)
+
+    def _set_groups(self, groups: Iterable[str] | None) -> None:
+        self._groups = {}
+        if groups is None:
+            return
+        groups = list(groups)
+        for g in set(groups):
+            self._groups[g] = np.array([x == g for x in groups], dtype=np.float32)
+        self._group_list = groups
+
+    def search(self, query: str, k: int = 10, group: str | None = None) -> list[tuple[str, float]]:
+        if self._bm25 is None or not self.ids:
+            return []
+        terms = [t for t in self.tokenizer(query) if t in self._bm25.vocab_dict]
+        if not terms:
+            return []
+        scores = self._bm25.get_scores(terms)
+        if group is not None:
+            mask = self._groups.get(group)
+            if mask is None:
+                return []
+            scores = scores * mask
+        k = min(k, len(self.ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._bm25.save(str(directory / "bm25"))
+        (directory / "ids.json").write_text(json.dumps({"ids": self.ids, "groups": getattr(self, "_group_list", None)}))
+
+    @classmethod
+    def load(cls, directory: Path, tokenizer: TextTokenizer) -> "LexicalIndex":
+        import bm25s
+
+        index = cls(tokenizer)
+        meta = json.loads((directory / "ids.json").read_text())
+        index.ids = meta["ids"]
+        index._bm25 = bm25s.BM25.load(str(directory / "bm25"))
+        index._set_groups(meta.get("groups"))
+        return index

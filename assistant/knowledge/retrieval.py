@@ -1,0 +1,167 @@
+"""Hybrid retrieval: dense vectors (Chroma) + BM25 (jieba), fused by reciprocal rank (``hybrid``),
+optionally reranked by a feature score (``hybrid_rerank``: cosine to the chunk or to its FAQ question,
+plus normalised BM25). On the evaluation set the feature reranker does not beat plain RRF yet, so the
+answer chain uses ``hybrid`` by default (``kb_retrieval_mode``).
+
+Units: a chunk belongs to a *unit* (an FAQ entry, or a document section), the granularity at which
+relevance is judged and answers are cited. ``search`` returns chunks, best first, with the scores
+that produced the order, so evaluation can compare the four modes in one run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from langchain_core.documents import Document
+
+from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
+
+Mode = Literal["vector", "bm25", "hybrid", "hybrid_rerank"]
+MODES: tuple[Mode, ...] = ("vector", "bm25", "hybrid", "hybrid_rerank")
+RRF_K = 60
+
+
+def unit_id(metadata: dict) -> str:
+    return metadata["source"] if metadata.get("kind") == "faq" else f"{metadata['source']}#{metadata.get('heading', '')}"
+
+
+@dataclass
+class Hit:
+    id: str
+    doc: Document
+    score: float = 0.0
+    dense: float | None = None
+    lexical: float | None = None
+    faq_question: float | None = None
+    features: dict = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return unit_id(self.doc.metadata)
+
+
+@dataclass
+class RetrievalConfig:
+    candidates: int = 30          # per retriever, before fusion
+    rerank_depth: int = 20        # fused candidates that get reranked
+    w_dense: float = 1.0
+    w_faq_question: float = 1.0
+    w_lexical: float = 0.08
+
+
+class DocStore:
+    """Chunk texts, metadata and dense vectors by id, kept beside the Chroma collection."""
+
+    def __init__(self, ids: list[str], docs: list[Document], vectors: np.ndarray, faq_q: dict[str, np.ndarray]):
+        self.ids = ids
+        self.docs = dict(zip(ids, docs))
+        self.row = {i: n for n, i in enumerate(ids)}
+        self.vectors = vectors
+        self.faq_q = faq_q  # "unit|lang" -> embedding of the FAQ question alone ("query: " side)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / "docs.jsonl").open("w", encoding="utf-8") as f:
+            for i in self.ids:
+                d = self.docs[i]
+                f.write(json.dumps({"id": i, "text": d.page_content, "metadata": d.metadata}, ensure_ascii=False) + "\n")
+        np.save(directory / "vectors.npy", self.vectors)
+        keys = sorted(self.faq_q)
+        (directory / "faq_questions.json").write_text(json.dumps(keys, ensure_ascii=False))
+        np.save(directory / "faq_questions.npy", np.stack([self.faq_q[k] for k in keys]) if keys else np.zeros((0, 1)))
+
+    @classmethod
+    def load(cls, directory: Path) -> "DocStore":
+        ids, docs = [], []
+        with (directory / "docs.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                ids.append(row["id"])
+                docs.append(Document(page_content=row["text"], metadata=row["metadata"]))
+        vectors = np.load(directory / "vectors.npy")
+        keys = json.loads((directory / "faq_questions.json").read_text())
+        qv = np.load(directory / "faq_questions.npy")
+        return cls(ids, docs, vectors, {k: qv[n] for n, k in enumerate(keys)})
+
+
+class HybridSearcher:
+    def __init__(self, store, lexical: LexicalIndex, docstore: DocStore, embed_query, config: RetrievalConfig | None = None):
+        """``store`` is the LangChain Chroma vector store; ``embed_query(text) -> np.ndarray``."""
+        self.store = store
+        self.lexical = lexical
+        self.docstore = docstore
+        self.embed_query = embed_query
+        self.config = config or RetrievalConfig()
+
+    def _vector(self, qvec: np.ndarray, lang: str | None, k: int) -> list[tuple[str, float]]:
+        flt = {"lang": lang} if lang else None
+        pairs = self.store.similarity_search_by_vector_with_relevance_scores(qvec.tolist(), k=k, filter=flt)
+        return [(doc.id, 1.0 - float(distance)) for doc, distance in pairs]  # cosine space: similarity
+
+    def search(self, query: str, lang: str | None, mode: Mode = "hybrid_rerank", k: int = 10) -> list[Hit]:
+        cfg = self.config
+        qvec = None
+        dense: list[tuple[str, float]] = []
+        lexical: list[tuple[str, float]] = []
+        if mode != "bm25":
+            qvec = np.asarray(self.embed_query(query), dtype=np.float32)
+            dense = self._vector(qvec, lang, cfg.candidates)
+        if mode != "vector":
+            lexical = self.lexical.search(query, cfg.candidates, group=lang)
+        if mode == "vector":
+            return [self._hit(i, s, dense=s) for i, s in dense[:k]]
+        if mode == "bm25":
+            return [self._hit(i, s, lexical=s) for i, s in lexical[:k]]
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (i, _) in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        order = sorted(fused, key=fused.get, reverse=True)
+        lex_s = dict(lexical)
+        if mode == "hybrid":
+            return [self._scored(i, fused[i], qvec, lex_s) for i in order[:k]]
+        hits = [self._scored(i, 0.0, qvec, lex_s) for i in order[: cfg.rerank_depth]]
+        for h in hits:
+            h.score = cfg.w_dense * h.features["semantic"] + cfg.w_lexical * h.features["lexical_norm"]
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[:k]
+
+    def _scored(self, i: str, score: float, qvec: np.ndarray, lex_s: dict) -> Hit:
+        """A hit with the features the reranker and the refusal use: cosine to the chunk, cosine to the
+        FAQ question (FAQ chunks), and BM25 relative to the best BM25 score of the query."""
+        ds = self.docstore
+        doc = ds.docs[i]
+        dense = float(ds.vectors[ds.row[i]] @ qvec)
+        qv = ds.faq_q.get(f"{unit_id(doc.metadata)}|{doc.metadata.get('lang')}")
+        faq_q = float(qv @ qvec) if qv is not None else None
+        max_lex = max(lex_s.values(), default=0.0) or 1.0
+        lex_norm = lex_s.get(i, 0.0) / max_lex
+        semantic = max(dense, faq_q) if faq_q is not None else dense
+        return Hit(i, doc, score, dense=dense, lexical=lex_s.get(i), faq_question=faq_q,
+                   features={"semantic": semantic, "lexical_norm": lex_norm})
+
+    def _hit(self, i: str, score: float, **scores) -> Hit:
+        return Hit(i, self.docstore.docs[i], score, **scores)
+
+
+def index_dir(settings) -> Path:
+    """The BM25 index and chunk store live beside the Chroma collection they mirror."""
+    return Path(settings.chroma_dir) / f"{settings.collection_name}-index"
+
+
+def load_searcher(settings, embeddings=None) -> HybridSearcher:
+    from assistant.knowledge.store import make_embeddings, open_store
+
+    embeddings = embeddings or make_embeddings(settings)
+    directory = index_dir(settings)
+    if not (directory / "docs.jsonl").is_file():
+        raise FileNotFoundError(f"knowledge index missing at {directory}: run `assistant ingest`")
+    tokenizer = TextTokenizer(settings.kb_dir / "userdict.txt")
+    lexical = LexicalIndex.load(directory / "lexical", tokenizer)
+    docstore = DocStore.load(directory)
+    store = open_store(settings, embeddings)
+    return HybridSearcher(store, lexical, docstore, lambda q: np.asarray(embeddings.embed_query(q)))
