@@ -84,9 +84,9 @@ def cmd_ingest(settings: Settings, args) -> int:
     from assistant.knowledge.store import ingest, make_embeddings, open_store
 
     started = time.perf_counter()
-    report = ingest(settings, open_store(settings, make_embeddings(settings)))
-    print(f"knowledge base: {report.documents} chunks ({report.added} added, {report.removed} removed, "
-          f"{report.unchanged} unchanged) in {time.perf_counter() - started:.1f} s -> {settings.chroma_dir}")
+    report = ingest(settings, open_store(settings, make_embeddings(settings)), progress=True)
+    print(f"knowledge base ({time.perf_counter() - started:.1f} s -> {settings.chroma_dir}):\n  "
+          + report.summary().replace("\n", "\n  "))
     return 0
 
 

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     kb_min_score: float = Field(0.84, description="Minimum cosine similarity for a knowledge answer.")
     kb_faq_direct_score: float = Field(0.93, description="FAQ question similarity above which its curated answer is used as is.")
     kb_top_k: int = Field(5, gt=0)
+    kb_max_file_mb: float = Field(20.0, gt=0, description="Larger knowledge-base files are skipped with a message.")
+    kb_pii_allow_domains: list[str] = Field(["cloudmax.example"], description="E-mail domains kept unmasked (JSON list).")
     kb_retrieval_mode: str = Field("hybrid", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers').")
     kb_generator: str = Field("extractive", description="'extractive' (offline) or 'openai' (any OpenAI-compatible endpoint).")
     kb_min_support: float = Field(0.80, description="Extractive generator: minimum sentence-question similarity.")

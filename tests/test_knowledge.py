@@ -8,47 +8,57 @@ import shutil
 import pytest
 
 from assistant.knowledge.answer import make_answerer
-from assistant.knowledge.documents import KnowledgeBaseError, load_knowledge_base, load_markdown
+from assistant.knowledge.documents import KnowledgeBaseError, chunk_document, load_knowledge_base
+from assistant.knowledge.loaders import SourceText
 from assistant.knowledge.store import ingest, make_embeddings, open_store
 from tests.conftest import base_settings
 
 
 def test_sample_knowledge_base_meets_the_bar(settings):
-    docs = load_knowledge_base(settings.kb_dir)
+    loaded = load_knowledge_base(settings.kb_dir, pii_allow=tuple(settings.kb_pii_allow_domains))
+    assert not loaded.errors, [(f.path, f.error) for f in loaded.errors]
+    docs = loaded.docs
     faq_ids = {d.metadata["source"] for d in docs if d.metadata["kind"] == "faq"}
     doc_files = {d.metadata["source"] for d in docs if d.metadata["kind"] == "doc"}
     assert len(faq_ids) >= 30
     assert len({f.split("/")[-1] for f in doc_files}) >= 5
     assert {d.metadata["lang"] for d in docs} == {"zh", "en"}
+    assert sum(loaded.pii.values()) == 0, "the sample holds no personal data; support@cloudmax.example is allowed"
 
 
 def test_markdown_chunks_keep_their_heading_path(tmp_path):
-    md = tmp_path / "docs" / "en" / "guide.md"
-    md.parent.mkdir(parents=True)
-    md.write_text("# Guide\n\nintro\n\n## Billing\n\n### Cards\n\nWe take Visa.\n\n## Refunds\n\n" + "para.\n\n" * 300)
-    docs = load_markdown(md, "en", tmp_path)
+    text = "# Guide\n\nintro\n\n## Billing\n\n### Cards\n\nWe take Visa.\n\n## Refunds\n\n" + "para.\n\n" * 300
+    docs = chunk_document(SourceText(source="docs/en/guide.md", lang="en", title="Guide", text=text))
     headings = [d.metadata["heading"] for d in docs]
     assert "Billing > Cards" in headings and "Refunds" in headings
     assert all(d.metadata["title"] == "Guide" for d in docs)
     refunds = [d for d in docs if d.metadata["heading"] == "Refunds"]
     assert len(refunds) > 1, "a long section is split"
+    assert refunds[0].metadata["answer"].split("\n\n")[-1] == refunds[1].metadata["answer"].split("\n\n")[0], \
+        "consecutive chunks overlap by a paragraph"
 
 
 @pytest.mark.parametrize("content,message", [
     (b"", "empty"),
-    (b"\xff\xfe\x00binary\x00", "not UTF-8"),
+    (b"\xff\xfe\x00binary\x00", "binary"),
+    (b"\x81\x30\x81\x30\xff\xff\xff", "not UTF-8 or GB18030"),
 ])
-def test_bad_markdown_files_are_named(tmp_path, content, message):
-    md = tmp_path / "bad.md"
-    md.write_bytes(content)
-    with pytest.raises(KnowledgeBaseError, match=message):
-        load_markdown(md, "en", tmp_path)
+def test_bad_files_are_reported_by_name(tmp_path, content, message):
+    (tmp_path / "bad.md").write_bytes(content)
+    (tmp_path / "good.md").write_text("# Good\n\nFine text.")
+    loaded = load_knowledge_base(tmp_path)
+    assert [(f.path, message in f.error) for f in loaded.errors] == [("bad.md", True)]
+    assert [d.metadata["source"] for d in loaded.docs] == ["good.md"]
 
 
-def test_faq_without_ids_is_rejected(tmp_path):
+def test_faq_without_ids_is_reported(tmp_path):
     (tmp_path / "faq.yml").write_text("faqs:\n  - question: {en: hi}\n    answer: {en: there}\n")
-    with pytest.raises(KnowledgeBaseError, match="needs an 'id'"):
-        load_knowledge_base(tmp_path)
+    assert "needs an 'id'" in load_knowledge_base(tmp_path).errors[0].error
+
+
+def test_missing_knowledge_base_folder_is_an_error(tmp_path):
+    with pytest.raises(KnowledgeBaseError, match="does not exist"):
+        load_knowledge_base(tmp_path / "nope")
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,9 @@ class HybridSearcher:
     def _vector(self, qvec: np.ndarray, lang: str | None, k: int) -> list[tuple[str, float]]:
         flt = {"lang": lang} if lang else None
         pairs = self.store.similarity_search_by_vector_with_relevance_scores(qvec.tolist(), k=k, filter=flt)
-        return [(doc.id, 1.0 - float(distance)) for doc, distance in pairs]  # cosine space: similarity
+        # cosine space: similarity = 1 - distance. Chunks not in the chunk store (an ingest that was
+        # interrupted before its index was swapped in) are skipped: the previous state stays usable.
+        return [(doc.id, 1.0 - float(distance)) for doc, distance in pairs if doc.id in self.docstore.row]
 
     def search(self, query: str, lang: str | None, mode: Mode = "hybrid_rerank", k: int = 10) -> list[Hit]:
         cfg = self.config

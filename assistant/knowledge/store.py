@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
@@ -39,6 +39,25 @@ class IngestReport:
     added: int
     removed: int
     unchanged: int
+    files: list = field(default_factory=list)
+
+    @property
+    def errors(self) -> list:
+        return [f for f in self.files if f.error]
+
+    def summary(self) -> str:
+        from collections import Counter
+
+        pii = sum((f.pii for f in self.files), Counter())
+        dups = sum(f.duplicates for f in self.files)
+        lines = [f"{len(self.files)} files, {self.documents} chunks: {self.added} added, {self.removed} removed, "
+                 f"{self.unchanged} unchanged; {dups} duplicate chunks dropped"]
+        if pii:
+            lines.append("PII masked: " + ", ".join(f"{k} {v}" for k, v in sorted(pii.items())) + " ("
+                         + ", ".join(f"{f.path}" for f in self.files if f.pii) + ")")
+        for f in self.errors:
+            lines.append(f"SKIPPED {f.path}: {f.error}")
+        return "\n".join(lines)
 
 
 def build_index(settings: Settings, store: Chroma, wanted: dict) -> None:
@@ -93,12 +112,22 @@ def index_is_current(settings: Settings, ids) -> bool:
         return False
 
 
-def ingest(settings: Settings, store: Chroma) -> IngestReport:
+def ingest(settings: Settings, store: Chroma, progress: bool = False) -> IngestReport:
     """Make the collection hold exactly the knowledge base's chunks; content-hash ids make
-    re-ingesting unchanged files a no-op and replace the chunks of changed ones."""
-    docs = load_knowledge_base(settings.kb_dir)
-    wanted = {doc_id(d): d for d in docs}
-    existing = set(store.get(include=[])["ids"])
+    re-ingesting unchanged files a no-op and replace the chunks of changed ones. The chunks of a
+    file that fails to parse are kept as they were (its error is reported)."""
+    loaded = load_knowledge_base(settings.kb_dir, settings.kb_max_file_mb, tuple(settings.kb_pii_allow_domains),
+                                 progress=progress)
+    wanted = {doc_id(d): d for d in loaded.docs}
+    failed = {f.path for f in loaded.errors}
+    got = store.get(include=["metadatas", "documents"])
+    existing = set(got["ids"])
+    # a file that failed this time keeps its previous chunks
+    from langchain_core.documents import Document
+
+    for i, md, text in zip(got["ids"], got["metadatas"], got["documents"]):
+        if _file_of(md) in failed:
+            wanted[i] = Document(page_content=text, metadata=md)
     new_ids = [i for i in wanted if i not in existing]
     stale = sorted(existing - set(wanted))
     if new_ids:
@@ -110,4 +139,9 @@ def ingest(settings: Settings, store: Chroma) -> IngestReport:
         store.delete(ids=stale)
     if new_ids or stale or not index_is_current(settings, wanted):
         build_index(settings, store, wanted)
-    return IngestReport(len(wanted), len(new_ids), len(stale), len(wanted) - len(new_ids))
+    return IngestReport(len(wanted), len(new_ids), len(stale), len(wanted) - len(new_ids), loaded.files)
+
+
+def _file_of(metadata: dict) -> str:
+    """The knowledge-base file a chunk came from (FAQ sources are 'file#id')."""
+    return str(metadata.get("source", "")).split("#", 1)[0]
