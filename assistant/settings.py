@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     kb_min_score: float = Field(0.84, description="Minimum cosine similarity for a knowledge answer.")
     kb_faq_direct_score: float = Field(0.93, description="FAQ question similarity above which its curated answer is used as is.")
     kb_top_k: int = Field(5, gt=0)
+    kb_encoder_int8: bool = Field(False, description="Dynamic int8 quantisation of the knowledge-base encoder (faster ingest and queries).")
     kb_max_file_mb: float = Field(20.0, gt=0, description="Larger knowledge-base files are skipped with a message.")
     kb_pii_allow_domains: list[str] = Field(["cloudmax.example"], description="E-mail domains kept unmasked (JSON list).")
     kb_retrieval_mode: str = Field("hybrid", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers').")
@@ -131,8 +132,8 @@ class Settings(BaseSettings):
 
     @property
     def collection_name(self) -> str:
-        """One Chroma collection per encoder: vectors of different models never mix."""
-        digest = hashlib.sha1(self.encoder_model.encode()).hexdigest()[:8]
+        """One Chroma collection per encoder (and precision): vectors of different models never mix."""
+        digest = hashlib.sha1(f"{self.encoder_model}|int8={self.kb_encoder_int8}".encode()).hexdigest()[:8]
         return f"{self.chroma_collection}-{digest}"
 
     @property

@@ -51,8 +51,10 @@ def preflight(settings: Settings, need_rasa: bool = True) -> list[str]:
     if not (settings.nlu_model_dir / "meta.json").is_file():
         problems.append(f"NLU model not trained ({settings.nlu_model_dir}): run `scripts/setup.sh` "
                         "or `.venv/bin/assistant train-nlu`")
-    if not settings.chroma_dir.is_dir():
-        problems.append(f"knowledge base not ingested ({settings.chroma_dir}): run `.venv/bin/assistant ingest`")
+    from assistant.knowledge.retrieval import index_dir
+
+    if not (index_dir(settings) / "manifest.json").is_file():
+        problems.append(f"knowledge base not ingested ({index_dir(settings)} missing): run `.venv/bin/assistant ingest`")
     if need_rasa:
         if not settings.rasa_bin().is_file():
             problems.append(f"Rasa is not installed at {settings.rasa_venv}: run `scripts/setup.sh`")

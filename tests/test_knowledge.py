@@ -84,7 +84,7 @@ def test_ingest_is_idempotent_and_replaces_changed_files(small_kb):
     doc.write_text(doc.read_text(encoding="utf-8").replace("7 days", "9 days"), encoding="utf-8")
     changed = ingest(s, store)
     assert changed.added == changed.removed > 0
-    assert len(store.get(include=[])["ids"]) == changed.documents
+    assert len(store.ids()) == changed.documents
 
 
 def test_answers_cite_their_source_in_the_askers_language(small_kb):

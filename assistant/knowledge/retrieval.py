@@ -90,7 +90,7 @@ class DocStore:
 
 class HybridSearcher:
     def __init__(self, store, lexical: LexicalIndex, docstore: DocStore, embed_query, config: RetrievalConfig | None = None):
-        """``store`` is the LangChain Chroma vector store; ``embed_query(text) -> np.ndarray``."""
+        """``store`` is the :class:`KnowledgeStore` (Chroma); ``embed_query(text) -> np.ndarray``."""
         self.store = store
         self.lexical = lexical
         self.docstore = docstore
@@ -98,11 +98,9 @@ class HybridSearcher:
         self.config = config or RetrievalConfig()
 
     def _vector(self, qvec: np.ndarray, lang: str | None, k: int) -> list[tuple[str, float]]:
-        flt = {"lang": lang} if lang else None
-        pairs = self.store.similarity_search_by_vector_with_relevance_scores(qvec.tolist(), k=k, filter=flt)
-        # cosine space: similarity = 1 - distance. Chunks not in the chunk store (an ingest that was
-        # interrupted before its index was swapped in) are skipped: the previous state stays usable.
-        return [(doc.id, 1.0 - float(distance)) for doc, distance in pairs if doc.id in self.docstore.row]
+        # Chunks not in the chunk store (an ingest interrupted before its index was swapped in) are
+        # skipped: the previous state stays usable.
+        return [(i, s) for i, s in self.store.search(qvec.tolist(), lang, k) if i in self.docstore.row]
 
     def search(self, query: str, lang: str | None, mode: Mode = "hybrid_rerank", k: int = 10) -> list[Hit]:
         cfg = self.config

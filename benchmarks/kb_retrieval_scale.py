@@ -1,0 +1,148 @@
+"""How fast is knowledge retrieval at 1k, 10k and 100k chunks, and how fast is ingestion?
+
+Retrieval: a synthetic corpus per size (texts sampled from the real knowledge base's sentences in
+both languages, so BM25 sees realistic zh/en terms; vectors random unit vectors, since index latency
+depends on size, not content) in persistent Chroma collections + the BM25 index + the chunk store.
+Queries are the evaluation questions, embedded by the real encoder (included in the timing).
+Vector-only latency in the same run is the baseline for the ratios.
+
+Ingestion: the real pipeline (clean, mask, chunk, embed, store, index) on a knowledge base made of
+copies of the sample documents with distinct numbers, in chunks per second.
+
+    .venv/bin/python -m benchmarks.kb_retrieval_scale [--sizes 1000 10000 100000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.knowledge.documents import load_knowledge_base
+from assistant.knowledge.evaluate import load_eval_set
+from assistant.knowledge.generate import split_sentences
+from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
+from assistant.knowledge.retrieval import DocStore, HybridSearcher
+from assistant.knowledge.store import ingest, make_embeddings, open_store
+from assistant.settings import Settings
+from benchmarks.common import print_table, summary_ms, write_json
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def synthetic_corpus(sentences: dict[str, list[str]], n: int, rng: random.Random):
+    from langchain_core.documents import Document
+
+    docs = []
+    for i in range(n):
+        lang = "zh" if i % 2 else "en"
+        text = " ".join(rng.sample(sentences[lang], k=min(4, len(sentences[lang]))))
+        docs.append(Document(page_content=text, id=f"syn-{i}",
+                             metadata={"source": f"synthetic/{lang}/{i // 20}.md", "kind": "doc", "lang": lang,
+                                       "title": f"Synthetic {i // 20}", "heading": f"Section {i % 20}", "answer": text}))
+    return docs
+
+
+def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: int, rng: random.Random) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"kbscale-{n}-"))
+    try:
+        s = Settings(_env_file=None, var_dir=tmp, chroma_dir=tmp / "chroma", chroma_collection=f"scale{n}")
+        store = open_store(s, embeddings)
+        docs = synthetic_corpus(sentences, n, rng)
+        vecs = np.random.default_rng(n).standard_normal((n, dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        started = time.perf_counter()
+        for lang in ("zh", "en"):
+            rows = [n_ for n_, d in enumerate(docs) if d.metadata["lang"] == lang]
+            store.add_vectors(lang, [docs[r].id for r in rows], vecs[rows], [docs[r].page_content for r in rows],
+                              [docs[r].metadata for r in rows])
+        lexical = LexicalIndex(TextTokenizer(base.kb_dir / "userdict.txt"))
+        lexical.build([d.id for d in docs], [d.page_content for d in docs], [d.metadata["lang"] for d in docs])
+        build_s = time.perf_counter() - started
+        searcher = HybridSearcher(store, lexical, DocStore([d.id for d in docs], docs, vecs, {}),
+                                  lambda q: np.asarray(embeddings.embed_query(q)))
+        timings = {m: [] for m in ("vector", "bm25", "hybrid")}
+        for q in questions[:10]:  # warm-up
+            searcher.search(q.question, q.lang, "hybrid")
+        for q in questions:
+            for mode in timings:
+                t0 = time.perf_counter()
+                searcher.search(q.question, q.lang, mode, k=10)
+                timings[mode].append(time.perf_counter() - t0)
+        base_p50 = summary_ms(timings["vector"])["p50_ms"]
+        rows = []
+        for mode, values in timings.items():
+            sm = summary_ms(values)
+            rows.append({"chunks": n, "mode": mode, "p50_ms": sm["p50_ms"], "p95_ms": sm["p95_ms"],
+                         "x_vector_p50": round(sm["p50_ms"] / base_p50, 2), "index_build_s": round(build_s, 1),
+                         "rss_mb": round(rss_mb())})
+        return {"rows": rows}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_ingest(base: Settings, embeddings, copies: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="kbingest-"))
+    try:
+        kb = tmp / "kb"
+        for n in range(copies):
+            for md in (base.kb_dir / "docs").rglob("*.md"):
+                target = kb / "docs" / md.parent.name / f"{md.stem}-{n}.md"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # distinct numbers per copy so that de-duplication keeps them
+                target.write_text(re.sub(r"\d+", lambda m: str(int(m.group(0)) + 1000 * (n + 1)),
+                                         md.read_text(encoding="utf-8")), encoding="utf-8")
+        shutil.copy(base.kb_dir / "faq.yml", kb / "faq.yml")
+        s = Settings(_env_file=None, kb_dir=kb, var_dir=tmp / "var")
+        started = time.perf_counter()
+        report = ingest(s, open_store(s, embeddings))
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        again = ingest(s, open_store(s, embeddings))
+        return {"chunks": report.documents, "seconds": round(seconds, 1),
+                "chunks_per_s": round(report.documents / seconds, 1),
+                "reingest_unchanged_s": round(time.perf_counter() - started, 1), "reingest_added": again.added}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--ingest-copies", type=int, default=4)
+    args = ap.parse_args()
+    base = Settings(_env_file=None)
+    embeddings = make_embeddings(base)
+    loaded = load_knowledge_base(base.kb_dir, pii_allow=tuple(base.kb_pii_allow_domains))
+    sentences = {"zh": [], "en": []}
+    for d in loaded.docs:
+        sentences[d.metadata["lang"]].extend(split_sentences(d.metadata["answer"], d.metadata["lang"]))
+    answerable, _ = load_eval_set(base.root_dir / "evals" / "knowledge" / "questions.yml")
+    rng = random.Random(7)
+    questions = rng.sample(answerable, k=min(args.queries, len(answerable)))
+    dim = len(embeddings.embed_query("x"))
+    rows = []
+    for n in args.sizes:
+        rows += bench_size(n, base, embeddings, sentences, questions, dim, rng)["rows"]
+        print_table(f"retrieval latency at {n} chunks (query embedding included)", [r for r in rows if r["chunks"] == n])
+    ingest_result = bench_ingest(base, embeddings, args.ingest_copies)
+    print_table("ingestion (real pipeline: clean, mask, chunk, embed, store, index)", [ingest_result])
+    name = "kb_retrieval_scale_int8" if base.kb_encoder_int8 else "kb_retrieval_scale"
+    write_json(name, {"retrieval": rows, "ingest": ingest_result, "queries": len(questions),
+                      "encoder_int8": base.kb_encoder_int8})
+
+
+if __name__ == "__main__":
+    main()
