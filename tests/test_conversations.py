@@ -168,6 +168,13 @@ def test_low_confidence_message_falls_back(stack):
     assert tracker["latest_message"]["intent"]["name"] == "nlu_fallback"
 
 
+def test_greetings_and_small_talk_never_reach_the_knowledge_base(stack):
+    sender, _ = run_conversation(stack, [T("你好", r"CloudMax"), T("谢谢", r"不客气"), T("thanks!", r"welcome"),
+                                         T("bye", r"Goodbye")])
+    actions = [e.get("name") for e in stack.client.tracker(sender)["events"] if e.get("event") == "action"]
+    assert "utter_greet" in actions and "action_answer_knowledge" not in actions
+
+
 def test_tracker_store_keeps_slots_between_turns(stack):
     sender, _ = run_conversation(stack, CONVERSATIONS["zh_order_status_number_in_first_message"])
     tracker = stack.client.tracker(sender)

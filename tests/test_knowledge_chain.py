@@ -144,3 +144,39 @@ def test_openai_generator_no_answer_and_errors(fake_llm):
     FakeLLM.status = 500
     with pytest.raises(GeneratorUnavailable, match="chat/completions failed"):
         OpenAICompatibleGenerator(fake_llm, "m").generate("q", "en", SOURCES)
+
+
+def test_a_5000_character_question_is_answered_or_refused_not_crashed(answerer):
+    a = answerer.answer("退款多久到账？" + "我真的很着急，" * 700, "zh")
+    assert a.kind in ("curated", "generated", "refused")
+
+
+def test_an_interrupted_ingest_leaves_the_previous_state_usable(tmp_path, settings, monkeypatch):
+    import assistant.knowledge.store as store_mod
+    from assistant.knowledge.retrieval import load_searcher
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "faq.yml").write_text("faqs:\n  - id: hours\n    question: {en: 'When is support open?'}\n"
+                                "    answer: {en: Support is open 24 hours Monday to Friday.}\n")
+    s = base_settings(kb_dir=kb, var_dir=tmp_path / "var")
+    embeddings = make_embeddings(s)
+    ingest(s, open_store(s, embeddings))
+    (kb / "faq.yml").write_text("faqs:\n  - id: hours\n    question: {en: 'When is support open?'}\n"
+                                "    answer: {en: Support is open every day.}\n"
+                                "  - id: vault\n    question: {en: 'What is the Vault?'}\n"
+                                "    answer: {en: An end-to-end encrypted folder.}\n")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut while writing the index")
+
+    monkeypatch.setattr(store_mod, "build_index", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(s, open_store(s, embeddings))
+    # the vectors were written, the index was not: searches still see exactly the previous state
+    hits = load_searcher(s, embeddings).search("When is support open?", "en", "hybrid", k=5)
+    assert [h.doc.metadata["answer"] for h in hits] == ["Support is open 24 hours Monday to Friday."]
+    monkeypatch.undo()
+    ingest(s, open_store(s, embeddings))
+    hits = load_searcher(s, embeddings).search("When is support open?", "en", "hybrid", k=5)
+    assert {h.doc.metadata["answer"] for h in hits} == {"Support is open every day.", "An end-to-end encrypted folder."}

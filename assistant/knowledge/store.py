@@ -194,10 +194,12 @@ def ingest(settings: Settings, store: KnowledgeStore, progress: bool = False) ->
         # longest first, so each embedding batch pads to similar lengths
         new_ids.sort(key=lambda i: len(wanted[i].page_content), reverse=True)
         store.add([wanted[i] for i in new_ids], new_ids)
-    if stale:
-        store.delete(stale)
+    # the index is swapped in before stale chunks go: an interruption anywhere leaves either the
+    # previous state or the new one searchable
     if new_ids or stale or not index_is_current(settings, wanted):
         build_index(settings, store, wanted)
+    if stale:
+        store.delete(stale)
     return IngestReport(len(wanted), len(new_ids), len(stale), len(wanted) - len(new_ids), loaded.files)
 
 
