@@ -38,17 +38,11 @@ def cmd_train_nlu(settings: Settings, args) -> int:
 
     meta = settings.nlu_model_dir / "meta.json"
     fp = _fingerprint(settings)
-    if not args.force and not args.holdout and meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fp:
+    if not args.force and meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fp:
         print(f"NLU model up to date ({settings.nlu_model_dir}); use --force to retrain")
         return 0
-    summary = train_nlu(settings, holdout=args.holdout, progress=not args.quiet)
-    data = json.loads(meta.read_text())
-    data["fingerprint"] = fp if not args.holdout else None
-    meta.write_text(json.dumps(data, ensure_ascii=False, indent=2))
-    t = summary["train"]
+    t = train_nlu(settings, progress=not args.quiet, extra_meta={"fingerprint": fp})["train"]
     print(f"trained on {t['examples']} examples, {t['intents']} intents, {t['epochs']} epochs in {t['seconds']:.0f} s")
-    if "holdout" in summary:
-        print(f"held-out accuracy: {summary['holdout']['accuracy']:.3f} on {summary['holdout']['examples']} examples")
     return 0
 
 
@@ -248,7 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("setup-models", help="convert the packaged encoder weights (cached)")
     t = sub.add_parser("train-nlu", help="fine-tune the intent classifier on nlu_data/")
     t.add_argument("--force", action="store_true", help="retrain even if nothing changed")
-    t.add_argument("--holdout", type=float, default=0.0, help="hold out this share per intent and report accuracy")
     t.add_argument("--quiet", action="store_true")
     sub.add_parser("train-dialogue", help="rasa train core on domain.yml + stories/")
     sub.add_parser("seed-db", help="create tables and demo data")
@@ -286,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "setup":
-        args.force, args.holdout, args.quiet = False, 0.0, False
+        args.force, args.quiet = False, False
     try:
         settings = get_settings()
     except Exception as exc:  # pydantic's ValidationError names the variable

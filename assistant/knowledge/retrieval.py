@@ -48,8 +48,7 @@ class Hit:
 class RetrievalConfig:
     candidates: int = 30          # per retriever, before fusion
     rerank_depth: int = 20        # fused candidates that get reranked
-    w_dense: float = 1.0
-    w_faq_question: float = 1.0
+    w_dense: float = 1.0          # weight of the semantic score: max(cos to chunk, cos to its FAQ question)
     w_lexical: float = 0.08
 
 
