@@ -19,7 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 
 from assistant.knowledge.generate import Generator, Source
-from assistant.knowledge.retrieval import HybridSearcher, Mode
+from assistant.knowledge.retrieval import HybridSearcher, Mode, unit_id
 from assistant.knowledge.safety import looks_like_injection
 
 
@@ -146,7 +146,7 @@ class KnowledgeAnswerer:
 
 
 def _citation(src: Source) -> Citation:
-    unit = src.source if src.kind == "faq" else f"{src.source}#{src.heading}"
+    unit = unit_id({"source": src.source, "kind": src.kind, "heading": src.heading})
     return Citation(src.n, src.title, src.heading, src.source, unit, src.text)
 
 

@@ -29,6 +29,11 @@ def unit_id(metadata: dict) -> str:
     return metadata["source"] if metadata.get("kind") == "faq" else f"{metadata['source']}#{metadata.get('heading', '')}"
 
 
+def faq_question_key(metadata: dict) -> str:
+    """Key of an FAQ chunk's question vector: one FAQ id covers both languages."""
+    return f"{unit_id(metadata)}|{metadata.get('lang')}"
+
+
 @dataclass
 class Hit:
     id: str
@@ -121,23 +126,23 @@ class HybridSearcher:
                 fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
         order = sorted(fused, key=fused.get, reverse=True)
         lex_s = dict(lexical)
+        max_lex = max(lex_s.values(), default=0.0) or 1.0
         if mode == "hybrid":
-            return [self._scored(i, fused[i], qvec, lex_s) for i in order[:k]]
-        hits = [self._scored(i, 0.0, qvec, lex_s) for i in order[: cfg.rerank_depth]]
+            return [self._scored(i, fused[i], qvec, lex_s, max_lex) for i in order[:k]]
+        hits = [self._scored(i, 0.0, qvec, lex_s, max_lex) for i in order[: cfg.rerank_depth]]
         for h in hits:
             h.score = cfg.w_dense * h.features["semantic"] + cfg.w_lexical * h.features["lexical_norm"]
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
-    def _scored(self, i: str, score: float, qvec: np.ndarray, lex_s: dict) -> Hit:
+    def _scored(self, i: str, score: float, qvec: np.ndarray, lex_s: dict, max_lex: float) -> Hit:
         """A hit with the features the reranker and the refusal use: cosine to the chunk, cosine to the
         FAQ question (FAQ chunks), and BM25 relative to the best BM25 score of the query."""
         ds = self.docstore
         doc = ds.docs[i]
         dense = float(ds.vectors[ds.row[i]] @ qvec)
-        qv = ds.faq_q.get(f"{unit_id(doc.metadata)}|{doc.metadata.get('lang')}")
+        qv = ds.faq_q.get(faq_question_key(doc.metadata))
         faq_q = float(qv @ qvec) if qv is not None else None
-        max_lex = max(lex_s.values(), default=0.0) or 1.0
         lex_norm = lex_s.get(i, 0.0) / max_lex
         semantic = max(dense, faq_q) if faq_q is not None else dense
         return Hit(i, doc, score, dense=dense, lexical=lex_s.get(i), faq_question=faq_q,

@@ -129,17 +129,16 @@ def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None
     import numpy as np
 
     from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
-    from assistant.knowledge.retrieval import DocStore, index_dir, unit_id
+    from assistant.knowledge.retrieval import DocStore, faq_question_key, index_dir
 
     ids = sorted(wanted)
     vec_by_id = store.vectors(ids)
     vectors = np.asarray([vec_by_id[i] for i in ids], dtype=np.float32)
     docs = [wanted[i] for i in ids]
-    # one FAQ id covers both languages: its question vectors are keyed "unit|lang"
-    faq_keys = sorted({(unit_id(d.metadata), d.metadata["lang"], d.metadata["title"]) for d in docs
-                       if d.metadata.get("kind") == "faq"})
-    qvecs = store.embeddings.embed_queries([t for _, _, t in faq_keys]) if faq_keys else []
-    faq_q = {f"{u}|{lang}": np.asarray(v, dtype=np.float32) for (u, lang, _), v in zip(faq_keys, qvecs)}
+    faq_docs = {faq_question_key(d.metadata): d.metadata["title"] for d in docs if d.metadata.get("kind") == "faq"}
+    keys = sorted(faq_docs)
+    qvecs = store.embeddings.embed_queries([faq_docs[k] for k in keys]) if keys else []
+    faq_q = {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, qvecs)}
     target = index_dir(settings)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
