@@ -73,6 +73,18 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "I couldn't find an answer to that in the CloudMax help center. Would you like me to connect you to a human agent? Just say \"human\".",
         "zh": "抱歉，帮助中心里没有找到这个问题的答案。需要为您转接人工客服吗？回复“转人工”即可。",
     },
+    "kb_pending": {
+        "en": "Let me look that up for you. The answer will appear here in a moment.",
+        "zh": "正在为您查询，答案稍后会发送到这里，请稍候。",
+    },
+    "kb_failed": {
+        "en": "Sorry, I couldn't put that answer together. Would you like me to connect you to a human agent? Just say \"human\".",
+        "zh": "抱歉，这个问题暂时没能生成答案。需要为您转接人工客服吗？回复“转人工”即可。",
+    },
+    "kb_unavailable": {
+        "en": "Sorry, knowledge answers are unavailable right now (our answer service is down). Please try again in a few minutes, or say \"human\" to reach a person.",
+        "zh": "抱歉，知识库问答服务暂时不可用，请几分钟后再试，或回复“转人工”联系人工客服。",
+    },
     "nlu_unavailable": {
         "en": "Sorry, I'm having technical trouble understanding messages right now. Please try again in a minute, or write to support@cloudmax.example.",
         "zh": "抱歉，系统暂时无法理解消息，请稍后再试，或发邮件至 support@cloudmax.example。",

@@ -21,6 +21,7 @@ class Services:
     settings: Settings
     _repository: Any = field(default=None, repr=False)
     _answerer: Any = field(default=None, repr=False)
+    _knowledge: Any = field(default=None, repr=False)
 
     @property
     def repository(self):
@@ -34,15 +35,32 @@ class Services:
 
     @property
     def answerer(self):
+        """Retrieval and the answer chain; without a generator when generation runs in a queue."""
         if self._answerer is None:
             from assistant.knowledge.answer import make_answerer
+            from assistant.tasks.wiring import generation_runs_in_queue
 
-            self._answerer = make_answerer(self.settings)
+            self._answerer = make_answerer(self.settings, with_generator=not generation_runs_in_queue(self.settings))
         return self._answerer
+
+    @property
+    def knowledge(self):
+        """Knowledge turns: generation in this process, in threads, or in Celery workers (see
+        :func:`assistant.tasks.wiring.knowledge_turns`)."""
+        if self._knowledge is None:
+            from assistant.tasks.wiring import knowledge_turns
+
+            self._knowledge = knowledge_turns(self.settings, self.answerer)
+        return self._knowledge
+
+    def is_outage(self, exc: BaseException) -> bool:
+        from assistant.tasks.wiring import is_outage
+
+        return is_outage(exc)
 
     def warm(self) -> None:
         _ = self.repository
-        _ = self.answerer
+        _ = self.knowledge
 
 
 _services: Services | None = None

@@ -168,6 +168,29 @@ def cmd_serve_actions(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_serve_worker(settings: Settings, args) -> int:
+    from assistant.tasks.celery_app import serve_worker
+
+    if not settings.effective_broker_url:
+        print("a worker needs a broker: set ASSISTANT_BROKER_URL or ASSISTANT_REDIS_URL (redis://127.0.0.1:6379/0). "
+              "Without one, answers are generated inside the action server.", file=sys.stderr)
+        return 2
+    serve_worker(settings, concurrency=args.concurrency, name=args.name)
+    return 0
+
+
+def cmd_jobs(settings: Settings, args) -> int:
+    from assistant.tasks.wiring import job_store
+
+    store = job_store(settings)
+    stats = store.stats()
+    hits, misses = stats.get("answer_cache_hits", 0), stats.get("answer_cache_misses", 0)
+    print(json.dumps({"counters": stats,
+                      "answer_cache_hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
+                      "dead_letters": store.dead_letters()[: args.limit]}, ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_endpoints(settings: Settings, args) -> int:
     from assistant.rasa_files import write_endpoints
 
@@ -258,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--quiet", action="store_true")
     sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
     sub.add_parser("serve-actions", help="the Rasa SDK action server")
+    w = sub.add_parser("serve-worker", help="a Celery worker that generates and delivers late answers")
+    w.add_argument("--concurrency", type=int, default=None, help="pool processes (default: ASSISTANT_WORKER_CONCURRENCY)")
+    w.add_argument("--name", default="answers", help="worker name (its ready file is var/run/worker-NAME.ready)")
+    j = sub.add_parser("jobs", help="answer-job counters, cache hit rate and the dead-letter log (needs the broker)")
+    j.add_argument("--limit", type=int, default=20)
     sub.add_parser("endpoints", help="write var/endpoints.yml for Rasa from the settings")
     sub.add_parser("up", help="run NLU, actions and the Rasa server (REST channel) until Ctrl-C")
     sub.add_parser("chat", help="run NLU and actions, then chat in `rasa shell`")
@@ -268,7 +296,8 @@ COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
     "nlu-eval": cmd_nlu_eval,
-    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "endpoints": cmd_endpoints,
+    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "jobs": cmd_jobs,
+    "endpoints": cmd_endpoints,
     "up": cmd_up, "chat": cmd_chat,
 }
 

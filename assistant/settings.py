@@ -73,12 +73,54 @@ class Settings(BaseSettings):
     kb_max_file_mb: float = Field(20.0, gt=0, description="Larger knowledge-base files are skipped with a message.")
     kb_pii_allow_domains: list[str] = Field(["cloudmax.example"], description="E-mail domains kept unmasked (JSON list).")
     kb_retrieval_mode: str = Field("hybrid", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers').")
-    kb_generator: str = Field("extractive", description="'extractive' (offline) or 'openai' (any OpenAI-compatible endpoint).")
+    kb_generator: str = Field(
+        "extractive",
+        description=(
+            "Answer generator: 'extractive' (offline, quotes the sources), 'openai' (any OpenAI-compatible "
+            "endpoint), 'hf' (a local Hugging Face model at ASSISTANT_LLM_MODEL_PATH), 'smollm2' (the packaged "
+            "SmolLM2-135M-Instruct GGUF), or 'python:module:factory' for a backend of your own."
+        ),
+    )
     kb_min_support: float = Field(0.80, description="Extractive generator: minimum sentence-question similarity.")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:11434/v1")
     llm_model: str = "qwen2.5:7b-instruct"
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(30.0, gt=0)
+    llm_retries: int = Field(2, ge=0, description="Retries (with exponential backoff) of a failed LLM request.")
+    llm_stream: bool = Field(True, description="Stream tokens from the OpenAI-compatible endpoint.")
+    llm_max_new_tokens: int = Field(160, gt=0)
+    llm_model_path: str | None = Field(None, description="'hf' generator: a local model directory or hub id.")
+    llm_device: str = Field("auto", description="'hf'/'smollm2' generators: auto | cpu | cuda")
+    llm_grounded: bool = Field(
+        True,
+        description=(
+            "Keep LLM answers grounded: Chinese questions and answers whose sentences are not supported by the "
+            "cited sources fall back to the extractive answer."
+        ),
+    )
+
+    # --- slow generation: Celery workers ------------------------------------------------------
+    broker_url: str | None = Field(
+        None,
+        description=(
+            "Redis URL of the Celery broker, result backend, answer cache and delivery claims. Default: "
+            "ASSISTANT_REDIS_URL. Without either, generation runs in the action server's own threads."
+        ),
+    )
+    generation_mode: str = Field(
+        "auto", description="inline | queue | auto (inline for the extractive generator, queue for LLMs)."
+    )
+    answer_budget_s: float = Field(
+        1.5, gt=0, description="How long a knowledge turn waits for its answer before replying 'looking that up…'."
+    )
+    worker_concurrency: int = Field(1, gt=0)
+    worker_time_limit_s: float = Field(180.0, gt=0, description="Hard time limit of one generation task.")
+    worker_max_retries: int = Field(3, ge=0)
+    worker_visibility_timeout_s: int = Field(
+        300, gt=0, description="A task taken by a worker that died is handed to another after this long."
+    )
+    answer_cache_ttl_s: int = Field(86400, ge=0, description="Cached answers live this long (0: no answer cache).")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="Timeout of the worker's call to Rasa's HTTP API.")
 
     # --- Rasa -----------------------------------------------------------------------------
     rasa_host: str = "127.0.0.1"
@@ -86,6 +128,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="redis://host:port/db. When set, Rasa keeps trackers and locks in Redis; else in SQLite."
     )
+    rasa_api_token: str | None = Field(None, description="Token of Rasa's HTTP API (--auth-token); workers use it to deliver.")
     startup_timeout_s: float = Field(180.0, gt=0)
 
     @field_validator("encoder_model")
@@ -100,6 +143,13 @@ class Settings(BaseSettings):
     def _mode(cls, v: str) -> str:
         if v not in ("vector", "bm25", "hybrid", "hybrid_rerank"):
             raise ValueError("kb_retrieval_mode must be one of vector, bm25, hybrid, hybrid_rerank")
+        return v
+
+    @field_validator("generation_mode")
+    @classmethod
+    def _generation_mode(cls, v: str) -> str:
+        if v not in ("auto", "inline", "queue"):
+            raise ValueError("generation_mode must be one of auto, inline, queue")
         return v
 
     @model_validator(mode="after")
@@ -163,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def action_url(self) -> str:
         return f"http://{self.action_host}:{self.action_port}/webhook"
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        return self.broker_url or self.redis_url
 
     @property
     def rasa_url(self) -> str:

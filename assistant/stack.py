@@ -20,6 +20,7 @@ import httpx
 
 from assistant.rasa_files import latest_rasa_model, write_endpoints
 from assistant.settings import Settings
+from assistant.tasks.wiring import uses_celery
 
 
 class StackError(RuntimeError):
@@ -34,10 +35,21 @@ class ServiceSpec:
     port: int
     health_path: str
     env: dict[str, str] = field(default_factory=dict)
+    ready_file: Path | None = None   # services without a port (workers) signal readiness with a file
 
     @property
     def health_url(self) -> str:
+        if self.ready_file is not None:
+            return str(self.ready_file)
         return f"http://{self.host}:{self.port}{self.health_path}"
+
+    def healthy(self, client: httpx.Client) -> bool:
+        if self.ready_file is not None:
+            return self.ready_file.is_file()
+        try:
+            return client.get(self.health_url).status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 def rasa_env() -> dict[str, str]:
@@ -78,15 +90,29 @@ def service_specs(settings: Settings, include_rasa: bool = True) -> list[Service
         ServiceSpec("actions", [py, "-m", "assistant", "serve-actions"], settings.action_host, settings.action_port,
                     "/health", env),
     ]
+    if uses_celery(settings):
+        specs.append(worker_spec(settings))
     if include_rasa:
         specs.append(ServiceSpec(
             "rasa",
             [str(settings.rasa_bin()), "run", "--enable-api", "--model", str(latest_rasa_model(settings)),
              "--endpoints", str(write_endpoints(settings)), "--credentials", str(settings.root_dir / "credentials.yml"),
-             "--interface", settings.rasa_host, "--port", str(settings.rasa_port), "--cors", "*"],
+             "--interface", settings.rasa_host, "--port", str(settings.rasa_port), "--cors", "*"]
+            + (["--auth-token", settings.rasa_api_token] if settings.rasa_api_token else []),
             settings.rasa_host, settings.rasa_port, "/status", rasa_env(),
         ))
     return specs
+
+
+def worker_spec(settings: Settings, name: str = "answers") -> ServiceSpec:
+    """A Celery worker for answer jobs; ready once its pool has loaded the generator."""
+    from assistant.tasks.celery_app import ready_file
+
+    flag = ready_file(settings, name)
+    flag.unlink(missing_ok=True)
+    return ServiceSpec(f"worker-{name}" if name != "answers" else "worker",
+                       [sys.executable, "-m", "assistant", "serve-worker", "--name", name],
+                       "", 0, "", {"PYTHONUNBUFFERED": "1"}, ready_file=flag)
 
 
 @dataclass
@@ -116,19 +142,16 @@ class Stack:
                 if r.process.poll() is not None:
                     raise StackError(f"{r.spec.name} exited with code {r.process.returncode} while starting. "
                                      f"Last lines of {r.log_path}:\n{self._tail(r.log_path)}")
-                try:
-                    if client.get(r.spec.health_url).status_code == 200:
-                        r.ready_s = time.monotonic() - started
-                        return
-                except httpx.HTTPError:
-                    pass
+                if r.spec.healthy(client):
+                    r.ready_s = time.monotonic() - started
+                    return
                 time.sleep(0.3)
         raise StackError(f"{r.spec.name} was not healthy at {r.spec.health_url} after "
                          f"{self.settings.startup_timeout_s:.0f} s. Last lines of {r.log_path}:\n{self._tail(r.log_path)}")
 
     def start(self, echo=print) -> None:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        busy = [f"{s.name} port {s.port}" for s in self.specs if port_in_use(s.host, s.port)]
+        busy = [f"{s.name} port {s.port}" for s in self.specs if s.port and port_in_use(s.host, s.port)]
         if busy:
             raise StackError(f"ports already in use: {', '.join(busy)}. Stop what runs there "
                              "(another `assistant up`?) or set ASSISTANT_*_PORT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 
@@ -19,13 +20,16 @@ class BotMessage:
 
 
 class RasaRestClient:
-    def __init__(self, base_url: str, timeout_s: float = 30.0):
+    def __init__(self, base_url: str, timeout_s: float = 30.0, token: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout_s)
+        self._client = httpx.Client(timeout=timeout_s, params={"token": token} if token else None)
 
-    def send(self, sender: str, message: str) -> list[BotMessage]:
+    def send(self, sender: str, message: str, metadata: dict | None = None) -> list[BotMessage]:
+        """One user turn; ``metadata.message_id`` (a platform's message id) makes a resent message
+        one job for the answer workers."""
+        body = {"sender": sender, "message": message, **({"metadata": metadata} if metadata else {})}
         try:
-            r = self._client.post(f"{self.base_url}/webhooks/rest/webhook", json={"sender": sender, "message": message})
+            r = self._client.post(f"{self.base_url}/webhooks/rest/webhook", json=body)
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"Rasa server at {self.base_url} unreachable ({exc}); is `assistant up` running?") from exc
         if r.status_code != 200:
@@ -33,9 +37,19 @@ class RasaRestClient:
         return [BotMessage(m.get("text") or "", m.get("buttons") or [], m.get("custom")) for m in r.json()]
 
     def tracker(self, sender: str) -> dict:
-        r = self._client.get(f"{self.base_url}/conversations/{sender}/tracker")
+        r = self._client.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker")
         r.raise_for_status()
         return r.json()
+
+    def bot_messages_since(self, sender: str, since: float) -> list[tuple[float, BotMessage]]:
+        """Bot messages recorded after ``since`` (epoch seconds): how a REST client sees late answers."""
+        out = []
+        for e in self.tracker(sender).get("events", []):
+            if e.get("event") == "bot" and e.get("timestamp", 0) > since:
+                data = e.get("data") or {}
+                out.append((e["timestamp"], BotMessage(e.get("text") or "", data.get("buttons") or [],
+                                                       data.get("custom"))))
+        return out
 
     def close(self) -> None:
         self._client.close()

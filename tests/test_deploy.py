@@ -26,7 +26,7 @@ def compose() -> dict:
 
 def test_services_have_health_checks(compose):
     services = compose["services"]
-    assert {"rasa", "nlu", "actions", "redis", "postgres"} <= set(services)
+    assert {"rasa", "nlu", "actions", "worker", "redis", "postgres"} <= set(services)
     for name, svc in services.items():
         assert "healthcheck" in svc, f"{name} has no healthcheck"
 
@@ -47,3 +47,11 @@ def test_container_endpoints_match_services_and_settings(compose, settings):
     published = {int(p["target"]) if isinstance(p, dict) else int(str(p).split(":")[-1])
                  for svc in ("rasa", "nlu", "actions") for p in compose["services"][svc]["ports"]}
     assert published == {settings.rasa_port, settings.nlu_port, settings.action_port}
+
+
+def test_worker_and_action_server_share_a_broker_and_reach_rasa(compose):
+    worker, actions = compose["services"]["worker"], compose["services"]["actions"]
+    assert worker["command"] == ["assistant", "serve-worker"]
+    assert worker["environment"]["ASSISTANT_BROKER_URL"] == actions["environment"]["ASSISTANT_BROKER_URL"]
+    assert worker["environment"]["ASSISTANT_BROKER_URL"].startswith("redis://redis:")
+    assert worker["environment"]["ASSISTANT_RASA_HOST"] == "rasa"

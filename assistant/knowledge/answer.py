@@ -57,6 +57,7 @@ class CitedAnswer:
     citations: list[Citation] = field(default_factory=list)
     score: float = 0.0
     reason: str = ""
+    generator: str = ""
 
     @property
     def refused(self) -> bool:
@@ -88,7 +89,7 @@ def _sources(docs: list[Document], budget_tokens: int, max_sources: int) -> list
 
 
 class KnowledgeAnswerer:
-    def __init__(self, searcher: HybridSearcher, generator: Generator, min_score: float,
+    def __init__(self, searcher: HybridSearcher, generator: Generator | None, min_score: float,
                  faq_direct_score: float = 0.93, top_k: int = 5, budget_tokens: int = 1200, max_sources: int = 3,
                  mode: Mode = "hybrid"):
         self.searcher = searcher
@@ -99,8 +100,9 @@ class KnowledgeAnswerer:
         self.budget_tokens = budget_tokens
         self.max_sources = max_sources
         self.mode = mode
-        self.chain = (RunnableLambda(self._retrieve) | RunnableLambda(self._prepare)
-                      | RunnableLambda(self._generate)).with_config(run_name="knowledge_answer")
+        self.prepare_chain = (RunnableLambda(self._retrieve) | RunnableLambda(self._prepare)).with_config(
+            run_name="knowledge_prepare")
+        self.chain = (self.prepare_chain | RunnableLambda(self._generate)).with_config(run_name="knowledge_answer")
 
     def retriever(self, lang: str | None) -> HybridRetriever:
         return HybridRetriever(searcher=self.searcher, lang=lang, mode=self.mode, k=self.top_k)
@@ -133,16 +135,30 @@ class KnowledgeAnswerer:
     def _generate(self, state: dict) -> CitedAnswer:
         if "answer" in state:
             return state["answer"]
-        sources = state["sources"]
-        draft = self.generator.generate(state["question"], state.get("lang") or "en", sources)
-        if not draft.supported:
-            return CitedAnswer("refused", score=state["best"], reason=f"{self.generator.name}: no supporting sentence")
-        by_n = {s.n: s for s in sources}
-        return CitedAnswer("generated", draft.text, [_citation(by_n[n]) for n in draft.cited], state["best"])
+        if self.generator is None:
+            raise RuntimeError("this answerer has no generator (generation runs in workers): use prepare()")
+        return generate_answer(self.generator, state["question"], state.get("lang") or "en", state["sources"],
+                               state["best"])
 
-    # -- entry point ----------------------------------------------------------------
+    # -- entry points -----------------------------------------------------------------
     def answer(self, question: str, lang: str | None) -> CitedAnswer:
         return self.chain.invoke({"question": question, "lang": lang})
+
+    def prepare(self, question: str, lang: str | None) -> dict:
+        """Retrieval and the decisions that need no generation. The state has ``answer`` (curated or
+        refused) or ``sources`` + ``best`` for :func:`generate_answer`, which may run elsewhere."""
+        return self.prepare_chain.invoke({"question": question, "lang": lang})
+
+
+def generate_answer(generator: Generator, question: str, lang: str, sources: list[Source], best: float) -> CitedAnswer:
+    """The generation step of the chain: a draft from the generator, its citations mapped to sources."""
+    draft = generator.generate(question, lang, sources)
+    if not draft.supported:
+        return CitedAnswer("refused", score=best, reason=f"{generator.name}: no supporting sentence",
+                           generator=draft.generator or generator.name)
+    by_n = {s.n: s for s in sources}
+    return CitedAnswer("generated", draft.text, [_citation(by_n[n]) for n in draft.cited], best,
+                       generator=draft.generator or generator.name)
 
 
 def _citation(src: Source) -> Citation:
@@ -150,30 +166,18 @@ def _citation(src: Source) -> Citation:
     return Citation(src.n, src.title, src.heading, src.source, unit, src.text)
 
 
-def make_generator(settings, embeddings) -> Generator:
-    """Choose the generator by ``settings.kb_generator`` ("extractive" or "openai")."""
-    import numpy as np
-
-    from assistant.knowledge.generate import ExtractiveGenerator, OpenAICompatibleGenerator
-
-    if settings.kb_generator == "openai":
-        if not settings.llm_base_url:
-            raise ValueError("ASSISTANT_KB_GENERATOR=openai needs ASSISTANT_LLM_BASE_URL (e.g. http://localhost:8000/v1)")
-        return OpenAICompatibleGenerator(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
-                                         settings.llm_timeout_s)
-    if settings.kb_generator != "extractive":
-        raise ValueError(f"unknown ASSISTANT_KB_GENERATOR={settings.kb_generator!r}; use 'extractive' or 'openai'")
-    return ExtractiveGenerator(lambda t: np.asarray(embeddings.embed_queries(t)),
-                               lambda t: np.asarray(embeddings.embed_documents(t)),
-                               min_support=settings.kb_min_support)
-
-
-def make_answerer(settings, embeddings=None) -> KnowledgeAnswerer:
+def make_answerer(settings, embeddings=None, generator: Generator | None = None,
+                  with_generator: bool = True) -> KnowledgeAnswerer:
+    """The chain for these settings. ``generator`` overrides the configured one; without a
+    generator (``with_generator=False``: generation runs in workers) only :meth:`prepare` works."""
+    from assistant.generation.registry import make_generator
     from assistant.knowledge.retrieval import load_searcher
     from assistant.knowledge.store import make_embeddings
 
     embeddings = embeddings or make_embeddings(settings)
     searcher = load_searcher(settings, embeddings)
     searcher.lexical.tokenizer("预热 warm-up")  # load jieba's dictionary now, not on a user's turn
-    return KnowledgeAnswerer(searcher, make_generator(settings, embeddings), settings.kb_min_score,
+    if generator is None and with_generator:
+        generator = make_generator(settings, embeddings)
+    return KnowledgeAnswerer(searcher, generator, settings.kb_min_score,
                              settings.kb_faq_direct_score, settings.kb_top_k, mode=settings.kb_retrieval_mode)

@@ -48,6 +48,9 @@ class NluData:
         return sorted({e.intent for e in self.examples})
 
 
+EXTERNAL_PREFIX = "EXTERNAL_"
+
+
 def parse_annotated(text: str, where: str = "") -> tuple[str, tuple[EntitySpan, ...]]:
     """``"order [CM100001](order_number)"`` -> plain text and entity spans."""
     plain, spans, pos = [], [], 0
@@ -112,6 +115,8 @@ def load_file(path: Path, data: NluData | None = None) -> NluData:
             intent = str(item["intent"]).strip()
             if not intent:
                 raise NluDataError(f"{where}: empty intent name")
+            if intent.startswith(EXTERNAL_PREFIX):
+                continue  # triggered by the system (trigger_intent), never predicted from a message
             for line in _example_lines(item.get("examples"), f"{where} (intent {intent})"):
                 text, spans = parse_annotated(line, f"{where} (intent {intent})")
                 data.examples.append(Example(text, intent, spans, str(path)))

@@ -1,0 +1,87 @@
+"""How the action server answers knowledge questions under the current settings:
+
+===================  ==============================================================================
+generation_mode      where generation runs
+===================  ==============================================================================
+``inline``           in the turn itself (``auto`` picks this for the extractive generator: it
+                     takes milliseconds)
+``queue``            in a job: Celery workers when a broker is configured (``ASSISTANT_BROKER_URL``
+                     or ``ASSISTANT_REDIS_URL``), else threads of the action server (``auto`` picks
+                     this for every LLM generator)
+===================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import json
+
+from assistant.settings import Settings
+
+
+def generation_runs_in_queue(settings: Settings) -> bool:
+    if settings.generation_mode == "auto":
+        return settings.kb_generator != "extractive"
+    return settings.generation_mode == "queue"
+
+
+def uses_celery(settings: Settings) -> bool:
+    return generation_runs_in_queue(settings) and bool(settings.effective_broker_url)
+
+
+def kb_version(settings: Settings) -> str:
+    """Changes whenever an ingest changes the knowledge base (part of the answer-cache key)."""
+    from assistant.knowledge.retrieval import index_dir
+
+    try:
+        return json.loads((index_dir(settings) / "manifest.json").read_text())["digest"][:16]
+    except (OSError, ValueError, KeyError):
+        return "none"
+
+
+def job_store(settings: Settings):
+    from assistant.tasks.store import MemoryJobStore, RedisJobStore
+
+    url = settings.effective_broker_url
+    return RedisJobStore.from_url(url) if url else MemoryJobStore()
+
+
+def knowledge_turns(settings: Settings, answerer):
+    """The :class:`KnowledgeTurns` of the action server."""
+    from assistant.generation.registry import fingerprint, make_generator
+    from assistant.tasks.turns import KnowledgeTurns
+
+    store = job_store(settings)
+    queue = None
+    if uses_celery(settings):
+        from assistant.tasks.celery_app import create_celery
+        from assistant.tasks.queue import CeleryQueue
+
+        queue = CeleryQueue(create_celery(settings))
+    elif generation_runs_in_queue(settings):
+        from assistant.tasks.delivery import RasaDelivery
+        from assistant.tasks.queue import ThreadQueue
+        from assistant.tasks.runner import AnswerRunner
+
+        generator = make_generator(settings, answerer.searcher.store.embeddings)
+        getattr(generator, "load", lambda: None)()
+        runner = AnswerRunner(generator, store, RasaDelivery(settings.rasa_url, settings.rasa_api_token,
+                                                             settings.delivery_timeout_s),
+                              cache_ttl_s=settings.answer_cache_ttl_s)
+        queue = ThreadQueue(runner, settings.worker_concurrency)
+    return KnowledgeTurns(answerer, queue, store, settings.answer_budget_s, kb_version(settings),
+                          fingerprint(settings), cache_ttl_s=settings.answer_cache_ttl_s,
+                          job_ttl_s=settings.worker_time_limit_s * (settings.worker_max_retries + 1))
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A broker or job-store failure (as opposed to a bug): the user is told the service is down."""
+    from assistant.tasks.queue import QueueUnavailable
+
+    if isinstance(exc, QueueUnavailable):
+        return True
+    try:
+        import redis
+
+        return isinstance(exc, redis.RedisError)
+    except ImportError:  # pragma: no cover
+        return False
