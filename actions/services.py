@@ -38,9 +38,12 @@ class Services:
         """Retrieval and the answer chain; without a generator when generation runs in a queue."""
         if self._answerer is None:
             from assistant.knowledge.answer import make_answerer
-            from assistant.tasks.wiring import generation_runs_in_queue
+            from assistant.knowledge.store import make_embeddings
+            from assistant.tasks.wiring import generation_runs_in_queue, query_embeddings
 
-            self._answerer = make_answerer(self.settings, with_generator=not generation_runs_in_queue(self.settings))
+            embeddings = query_embeddings(self.settings, make_embeddings(self.settings))
+            self._answerer = make_answerer(self.settings, embeddings,
+                                           with_generator=not generation_runs_in_queue(self.settings))
         return self._answerer
 
     @property

@@ -184,9 +184,12 @@ def cmd_jobs(settings: Settings, args) -> int:
 
     store = job_store(settings)
     stats = store.stats()
-    hits, misses = stats.get("answer_cache_hits", 0), stats.get("answer_cache_misses", 0)
-    print(json.dumps({"counters": stats,
-                      "answer_cache_hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
+    def rate(kind: str):
+        hits, misses = stats.get(f"{kind}_cache_hits", 0), stats.get(f"{kind}_cache_misses", 0)
+        return round(hits / (hits + misses), 3) if hits + misses else None
+
+    print(json.dumps({"counters": stats, "answer_cache_hit_rate": rate("answer"),
+                      "query_embedding_cache_hit_rate": rate("embedding"),
                       "dead_letters": store.dead_letters()[: args.limit]}, ensure_ascii=False, indent=2))
     return 0
 

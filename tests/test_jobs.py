@@ -189,3 +189,42 @@ def test_without_a_queue_the_turn_generates_itself():
     turns = KnowledgeTurns(Prepared(Quote()), None, store, budget_s=1.0, kb_version="v", generator_fingerprint="g")
     assert turns.answer("alice", "q", "en").status == "answered"
     assert turns.answer("bob", "q", "en").status == "cached"
+
+
+class CountingEmbeddings:
+    def __init__(self):
+        self.calls = 0
+
+    def embed_queries(self, texts):
+        self.calls += len(texts)
+        return [[float(len(t)), 1.0, 0.5] for t in texts]
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_query_embeddings_are_cached_and_counted(backend):
+    from assistant.knowledge.query_cache import CachedQueryEmbeddings, MemoryVectorCache, RedisVectorCache
+
+    url = REDIS_URL.rsplit("/", 1)[0] + "/9"
+    if backend == "redis":
+        try:
+            redis_lib.Redis.from_url(url, socket_timeout=3).flushdb()
+        except redis_lib.RedisError as exc:
+            services_or_skip("Redis", exc)
+    cache = MemoryVectorCache() if backend == "memory" else RedisVectorCache(url)
+    inner = CountingEmbeddings()
+    emb = CachedQueryEmbeddings(inner, cache, "model-a")
+    first = emb.embed_query("退款多久到账")
+    assert emb.embed_queries(["退款多久到账", "how long"]) == [first, [8.0, 1.0, 0.5]]
+    assert inner.calls == 2   # the repeated query was not embedded again
+    assert CachedQueryEmbeddings(inner, cache, "model-b").embed_query("退款多久到账") == first and inner.calls == 3
+    if backend == "redis":
+        stats = RedisJobStore.from_url(url).stats()
+        assert stats["embedding_cache_hits"] == 1 and stats["embedding_cache_misses"] == 3
+
+
+def test_a_dead_redis_cache_only_costs_the_embedding():
+    from assistant.knowledge.query_cache import CachedQueryEmbeddings, RedisVectorCache
+
+    inner = CountingEmbeddings()
+    emb = CachedQueryEmbeddings(inner, RedisVectorCache("redis://127.0.0.1:1/0", timeout_s=0.2), "m")
+    assert emb.embed_query("hello") == [5.0, 1.0, 0.5] and inner.calls == 1

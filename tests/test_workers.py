@@ -214,3 +214,29 @@ def test_redis_down_gives_a_clear_reply_and_recovers(wstack):
         assert len(wstack.wait_answers(sender, key)) == 1
     else:
         assert "Sources:" in text
+
+
+def test_without_redis_the_action_server_runs_the_jobs_itself(tmp_path_factory, settings, monkeypatch):
+    """The embedded default for LLM generators: no broker, no worker process; the action server's
+    own threads generate, and the late answer still arrives in the conversation."""
+    var = tmp_path_factory.mktemp("var-threads")
+    monkeypatch.setenv("ASSISTANT_TEST_GENERATOR_DELAY_S", "2.5")
+    s = base_settings(var_dir=var, chroma_dir=settings.chroma_dir, database_url=f"sqlite:///{var / 'db.sqlite'}",
+                      nlu_port=15406, action_port=15455, rasa_port=15405, redis_url=None, broker_url=None,
+                      kb_generator="python:assistant.generation.fakes:slow", answer_budget_s=BUDGET_S)
+    seed_database(s.effective_database_url)
+    stack = Stack(s, service_specs(s))
+    assert [spec.name for spec in stack.specs] == ["nlu", "actions", "rasa"]
+    stack.start(echo=print)
+    client = RasaRestClient(s.rasa_url)
+    try:
+        ws = WorkerStack(s, stack, client, None)
+        sender = f"threads-{time.time_ns()}"
+        took, messages = ask(ws, sender, ZH_SLOW)
+        assert took < 2.0 and "正在为您查询" in " ".join(m.text for m in messages)
+        key = pending_key(messages)
+        answers = ws.wait_answers(sender, key)
+        assert len(answers) == 1 and "来源：" in answers[0]
+    finally:
+        client.close()
+        stack.stop()

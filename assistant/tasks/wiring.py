@@ -45,6 +45,16 @@ def job_store(settings: Settings):
     return RedisJobStore.from_url(url) if url else MemoryJobStore()
 
 
+def query_embeddings(settings: Settings, embeddings):
+    """The encoder's query embeddings behind a cache (Redis when a broker is set, else in-process)."""
+    from assistant.knowledge.query_cache import CachedQueryEmbeddings, MemoryVectorCache, RedisVectorCache
+
+    url = settings.effective_broker_url
+    cache = RedisVectorCache(url) if url else MemoryVectorCache()
+    namespace = f"{settings.encoder_model}|int8={settings.kb_encoder_int8}|{settings.query_prefix}"
+    return CachedQueryEmbeddings(embeddings, cache, namespace)
+
+
 def knowledge_turns(settings: Settings, answerer):
     """The :class:`KnowledgeTurns` of the action server."""
     from assistant.generation.registry import fingerprint, make_generator
