@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.messages import language_of, say
+from actions.messages import human_button, language_of, say
 from actions.services import get_services, run_blocking
 from assistant.tasks.jobs import ANSWER_ENTITY, KEY_ENTITY, AnswerPayload
 
@@ -80,7 +80,8 @@ def utter_answer(dispatcher: CollectingDispatcher, answer, lang: str, key: str |
     meta = {"answer_key": key} if key else {}
     if answer.refused:
         template = "kb_failed" if answer.reason == "generation failed" else "kb_no_answer"
-        dispatcher.utter_message(text=say(template, lang), json_message={**meta, "answer_kind": "refused"})
+        dispatcher.utter_message(text=say(template, lang), buttons=[human_button(lang)],
+                                 json_message={**meta, "answer_kind": "refused"})
         return
     dispatcher.utter_message(
         text=format_answer(answer, lang),

@@ -117,3 +117,8 @@ def language_of(tracker: Tracker) -> str:
 def say(key: str, lang: str, **values) -> str:
     template = TEMPLATES[key]
     return template.get(lang, template["en"]).format(**values)
+
+
+def human_button(lang: str) -> dict:
+    """A button that hands the conversation to a person (channels render it as they can)."""
+    return {"title": "转人工" if lang == "zh" else "Talk to a human", "payload": "/request_human"}

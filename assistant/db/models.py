@@ -79,3 +79,17 @@ class Ticket(Base):
     transcript: Mapped[list] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnswerFeedback(Base):
+    """👍/👎 on one answer in one conversation (the web demo and other channels record it)."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (UniqueConstraint("sender_id", "answer_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(255), index=True)
+    answer_id: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[int] = mapped_column()  # +1 or -1
+    answer_text: Mapped[str] = mapped_column(Text, default="")
+    channel: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

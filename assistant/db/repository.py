@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from assistant.db.models import Base, Customer, InvoiceRequest, Order, PasswordReset, Plan, Ticket
+from assistant.db.models import AnswerFeedback, Base, Customer, InvoiceRequest, Order, PasswordReset, Plan, Ticket
 from assistant.db.session import make_engine, make_sessionmaker, session_scope
 
 
@@ -108,3 +108,25 @@ class Repository:
         with session_scope(self._factory) as s:
             rows = s.execute(select(InvoiceRequest).where(InvoiceRequest.order_number == order_number)).scalars()
             return [{"id": r.id, "email": r.email, "status": r.status} for r in rows]
+
+    def record_feedback(self, sender_id: str, answer_id: str, rating: int, answer_text: str = "",
+                        channel: str = "") -> int:
+        """One rating per answer and conversation; a second click replaces the first."""
+        if rating not in (1, -1):
+            raise ValueError("rating must be +1 or -1")
+        with session_scope(self._factory) as s:
+            row = s.execute(select(AnswerFeedback).where(AnswerFeedback.sender_id == sender_id,
+                                                         AnswerFeedback.answer_id == answer_id)).scalar_one_or_none()
+            if row is None:
+                row = AnswerFeedback(sender_id=sender_id, answer_id=answer_id, channel=channel)
+                s.add(row)
+            row.rating, row.answer_text = rating, answer_text[:4000]
+            s.flush()
+            return row.id
+
+    def feedback_for(self, sender_id: str) -> list[dict]:
+        with session_scope(self._factory) as s:
+            rows = s.execute(select(AnswerFeedback).where(AnswerFeedback.sender_id == sender_id)
+                             .order_by(AnswerFeedback.id)).scalars()
+            return [{"answer_id": r.answer_id, "rating": r.rating, "answer_text": r.answer_text, "channel": r.channel}
+                    for r in rows]
