@@ -11,6 +11,7 @@ the conversation's tracker once a second.
 # gr.LikeData) by looking at the handlers' annotations, which must be real classes.
 import logging
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,12 +38,19 @@ _SOURCE_LINE = re.compile(r"^\[(\d+)\] (.+) \(([^()]+)\)$")
 
 @dataclass
 class Session:
-    """One browser tab: its Rasa conversation and how far the page has read it."""
+    """One browser tab: its Rasa conversation, and the chat as the server knows it. Every event
+    returns a copy of ``history`` taken at its end, under the lock, so a late poll can never put an
+    older chat back on the page."""
 
     sender: str = field(default_factory=lambda: f"web-{uuid.uuid4().hex[:12]}")
     seen: float = 0.0                 # tracker timestamp of the last bot event on the page
+    history: list[dict] = field(default_factory=list)
     answers: dict[int, str] = field(default_factory=dict)   # chat index -> answer id
     pending: dict[str, int] = field(default_factory=dict)   # answer id -> index of its "looking that up"
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def snapshot(self) -> list[dict]:
+        return [dict(m) for m in self.history]
 
 
 def source_link(source: str) -> str:
@@ -113,55 +121,62 @@ class WebChat:
         self.client = client
         self.repository = repository
 
-    def send(self, session: Session, history: list[dict], text: str, lang: str, shown: str | None = None) -> list[dict]:
+    def send(self, session: Session, text: str, lang: str, shown: str | None = None) -> list[dict]:
         """One turn; ``shown`` is what the page shows as the user's message (a button's label)."""
         text = (text or "").strip()
         if not text:
-            return history
-        history = history + [{"role": "user", "content": shown or text}]
+            return session.snapshot()
+        with session.lock:
+            session.history.append({"role": "user", "content": shown or text})
         try:
             replies = self.client.send(session.sender, text, {"channel": "web", "ui_language": lang})
-            session.seen = self._last_bot_timestamp(session)
+            seen = self._last_bot_timestamp(session)
         except RasaUnavailable as exc:
             log.error("web chat: %s", exc)
-            return history + [{"role": "assistant", "content": UI[lang]["error"]}]
-        for entry, answer_id in to_chat(replies):
-            history.append(entry)
-            index = len(history) - 1
-            if answer_id and answer_id.startswith("pending:"):
-                session.pending[answer_id.removeprefix("pending:")] = index
-            session.answers[index] = answer_id or f"turn-{index}"
-        return history
+            with session.lock:
+                session.history.append({"role": "assistant", "content": UI[lang]["error"]})
+                return session.snapshot()
+        with session.lock:
+            session.seen = max(session.seen, seen)
+            for entry, answer_id in to_chat(replies):
+                session.history.append(entry)
+                index = len(session.history) - 1
+                if answer_id and answer_id.startswith("pending:"):
+                    session.pending[answer_id.removeprefix("pending:")] = index
+                session.answers[index] = answer_id or f"turn-{index}"
+            return session.snapshot()
 
-    def poll(self, session: Session, history: list[dict]) -> list[dict]:
-        """Late answers that arrived in the conversation since the page last looked."""
-        if not session.seen:
-            return history
+    def poll(self, session: Session) -> list[dict] | None:
+        """The chat with late answers that arrived since the page last looked; ``None`` when nothing did."""
+        if not session.pending:
+            return None
         try:
             late = self.client.bot_messages_since(session.sender, session.seen)
         except Exception as exc:  # noqa: BLE001 - a missed poll is retried a second later
             log.warning("web chat poll failed: %s", exc)
-            return history
-        if not late:
-            return history
-        session.seen = max(ts for ts, _ in late)
-        history = list(history)
-        for entry, answer_id in to_chat([m for _, m in late]):
-            index = session.pending.pop(answer_id, None) if answer_id else None
-            if index is not None and index < len(history):
-                history[index] = entry          # the answer takes the place of its "looking that up"
-            else:
-                history.append(entry)
-                index = len(history) - 1
-            session.answers[index] = answer_id or f"late-{index}"
-        return history
+            return None
+        with session.lock:
+            late = [(ts, m) for ts, m in late if ts > session.seen]
+            if not late:
+                return None
+            session.seen = max(ts for ts, _ in late)
+            for entry, answer_id in to_chat([m for _, m in late]):
+                index = session.pending.pop(answer_id, None) if answer_id else None
+                if index is not None and index < len(session.history):
+                    session.history[index] = entry   # the answer takes the place of its "looking that up"
+                else:
+                    session.history.append(entry)
+                    index = len(session.history) - 1
+                session.answers[index] = answer_id or f"late-{index}"
+            return session.snapshot()
 
-    def feedback(self, session: Session, history: list[dict], index: int, liked: bool) -> None:
-        if self.repository is None or not (0 <= index < len(history)):
-            return
-        answer_id = session.answers.get(index, f"turn-{index}")
-        self.repository.record_feedback(session.sender, answer_id, 1 if liked else -1,
-                                        message_text(history[index]), channel="web")
+    def feedback(self, session: Session, index: int, liked: bool) -> None:
+        with session.lock:
+            if self.repository is None or not (0 <= index < len(session.history)):
+                return
+            answer_id = session.answers.get(index, f"turn-{index}")
+            text = message_text(session.history[index])
+        self.repository.record_feedback(session.sender, answer_id, 1 if liked else -1, text, channel="web")
 
     def _last_bot_timestamp(self, session: Session) -> float:
         events = self.client.tracker(session.sender).get("events", [])
@@ -185,30 +200,34 @@ def create_demo(chat: WebChat, poll_s: float = 1.0):
                               elem_id="examples")
         thanks = gr.Markdown("", elem_id="feedback-status")
 
-        def on_send(s, history, text, lg):
-            return chat.send(s, history or [], text, lg), ""
+        def on_send(s, text, lg):
+            return chat.send(s, text, lg), ""
 
-        def on_option(s, history, lg, evt: gr.SelectData):
-            history = history or []
-            return chat.send(s, history, str(evt.value), lg, shown=option_label(history, str(evt.value)))
+        def on_option(s, lg, evt: gr.SelectData):
+            value = str(evt.value)
+            return chat.send(s, value, lg, shown=option_label(s.snapshot(), value))
 
-        def on_like(s, history, lg, data: gr.LikeData):
+        def on_like(s, lg, data: gr.LikeData):
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-            chat.feedback(s, history or [], int(index), bool(data.liked))
+            chat.feedback(s, int(index), bool(data.liked))
             return UI[lg]["thanks"]
+
+        def on_tick(s):
+            fresh = chat.poll(s)
+            return gr.skip() if fresh is None else fresh
 
         def on_lang(lg):
             ui = UI[lg]
             return (f"## {ui['title']}\n{ui['intro']}", gr.update(placeholder=ui["placeholder"]),
                     gr.update(value=ui["send"]), gr.update(samples=[[e] for e in ui["examples"]]))
 
-        send.click(on_send, [session, chatbot, box, lang], [chatbot, box])
-        box.submit(on_send, [session, chatbot, box, lang], [chatbot, box])
+        send.click(on_send, [session, box, lang], [chatbot, box])
+        box.submit(on_send, [session, box, lang], [chatbot, box])
         examples.click(lambda sample: sample[0], [examples], [box])
-        chatbot.option_select(on_option, [session, chatbot, lang], [chatbot])
-        chatbot.like(on_like, [session, chatbot, lang], [thanks])
+        chatbot.option_select(on_option, [session, lang], [chatbot])
+        chatbot.like(on_like, [session, lang], [thanks])
         lang.change(on_lang, [lang], [title, box, send, examples])
-        gr.Timer(poll_s).tick(chat.poll, [session, chatbot], [chatbot])
+        gr.Timer(poll_s).tick(on_tick, [session], [chatbot])
     return demo
 
 

@@ -136,16 +136,10 @@ def test_the_web_page_in_a_real_browser(web, browser):
     assert len(dislikes) >= 3
     dislikes[1].click()
     wait_for(browser, lambda: "感谢反馈" in browser.find_element(By.ID, "feedback-status").text, what="feedback")
-    repo = Repository.from_url(web.effective_database_url)
-    with repo._factory() as s:  # the page's conversation id is not visible to the browser
-        from sqlalchemy import select
-
-        from assistant.db.models import AnswerFeedback
-
-        rows = s.execute(select(AnswerFeedback)).scalars().all()
-    assert len(rows) == 1 and rows[0].rating == -1 and rows[0].channel == "web"
-    assert rows[0].sender_id.startswith("web-") and "ISO/IEC 27001" in rows[0].answer_text
-    assert len(rows[0].answer_id) == 32  # the answer's key from the worker, not a position
+    rows = Repository.from_url(web.effective_database_url).feedback_for()  # the page's id is not visible here
+    assert len(rows) == 1 and rows[0]["rating"] == -1 and rows[0]["channel"] == "web"
+    assert rows[0]["sender_id"].startswith("web-") and "ISO/IEC 27001" in rows[0]["answer_text"]
+    assert len(rows[0]["answer_id"]) == 32  # the answer's key from the worker, not a position
 
     # the language switch
     browser.find_element(By.XPATH, "//label[contains(., 'English')]").click()

@@ -124,9 +124,11 @@ class Repository:
             s.flush()
             return row.id
 
-    def feedback_for(self, sender_id: str) -> list[dict]:
+    def feedback_for(self, sender_id: str | None = None) -> list[dict]:
+        """Ratings of one conversation, or of all conversations (``sender_id=None``), oldest first."""
+        query = select(AnswerFeedback).order_by(AnswerFeedback.id)
+        if sender_id is not None:
+            query = query.where(AnswerFeedback.sender_id == sender_id)
         with session_scope(self._factory) as s:
-            rows = s.execute(select(AnswerFeedback).where(AnswerFeedback.sender_id == sender_id)
-                             .order_by(AnswerFeedback.id)).scalars()
-            return [{"answer_id": r.answer_id, "rating": r.rating, "answer_text": r.answer_text, "channel": r.channel}
-                    for r in rows]
+            return [{"sender_id": r.sender_id, "answer_id": r.answer_id, "rating": r.rating,
+                     "answer_text": r.answer_text, "channel": r.channel} for r in s.execute(query).scalars()]
