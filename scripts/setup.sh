@@ -51,4 +51,4 @@ if [ ! -x .venv-rasa/bin/python ]; then "$UV" venv --quiet --python "$PY310" .ve
 
 echo "==> models, data and training"
 .venv/bin/assistant setup
-echo "==> setup finished in $(( $(date +%s) - started )) s. Chat with: scripts/chat.sh"
+echo "==> setup finished in $(( $(date +%s) - started )) s. Run the demo: scripts/demo.sh (web page), or chat in a terminal: scripts/chat.sh"
