@@ -112,7 +112,6 @@ def worker_spec(settings: Settings, name: str = "answers") -> ServiceSpec:
     from assistant.tasks.celery_app import ready_file
 
     flag = ready_file(settings, name)
-    flag.unlink(missing_ok=True)
     return ServiceSpec(f"worker-{name}" if name != "answers" else "worker",
                        [sys.executable, "-m", "assistant", "serve-worker", "--name", name],
                        "", 0, "", {"PYTHONUNBUFFERED": "1"}, ready_file=flag)
@@ -161,6 +160,8 @@ class Stack:
         env_base = {**os.environ, **{f"ASSISTANT_{k.upper()}": str(v) for k, v in self._settings_env().items()}}
         try:
             for spec in self.specs:
+                if spec.ready_file is not None:  # a file left by a process that died is no sign of life
+                    spec.ready_file.unlink(missing_ok=True)
                 log_path = self.settings.log_dir / f"{spec.name}.log"
                 log = log_path.open("w")
                 proc = subprocess.Popen(spec.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.settings.root_dir,

@@ -59,7 +59,7 @@ def source_link(source: str) -> str:
     return f"/kb/{quote(path)}" + (f"#{quote(anchor)}" if anchor else "")
 
 
-def render(message: BotMessage, custom: dict | None) -> str:
+def render(message: BotMessage) -> str:
     """The bot's text with its 'Sources:' lines turned into Markdown links."""
     out, in_sources = [], False
     for line in message.text.splitlines():
@@ -90,7 +90,7 @@ def to_chat(messages: list[BotMessage]) -> list[tuple[dict, str | None]]:
             continue
         if not m.text:
             continue
-        entry = {"role": "assistant", "content": render(m, m.custom)}
+        entry = {"role": "assistant", "content": render(m)}
         if m.buttons:
             entry["options"] = [{"label": b.get("title", ""), "value": b.get("payload", b.get("title", ""))}
                                 for b in m.buttons]

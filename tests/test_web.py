@@ -31,7 +31,7 @@ def test_sources_become_links_and_json_carries_the_answer_id():
     assert "[退款政策 › 14 天后](/kb/docs/zh/%E9%80%80%E6%AC%BE.md)" in first["content"]
     assert "[退款时间](/kb/faq.yml#refund-time)" in first["content"]
     assert second["options"] == [{"label": "转人工", "value": "/request_human"}]
-    assert render(BotMessage("no sources here (x)"), None) == "no sources here (x)"
+    assert render(BotMessage("no sources here (x)")) == "no sources here (x)"
     assert source_link("faq.yml#a b") == "/kb/faq.yml#a%20b"
 
 

@@ -32,9 +32,6 @@ class OpenAICompatibleGenerator:
         self._sleep = sleep
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)))
 
-    def messages(self, question: str, lang: str, sources: Sequence[Source]) -> list[dict]:
-        return chat_messages(question, lang, sources)
-
     def generate(self, question: str, lang: str, sources: Sequence[Source]) -> Draft:
         started = time.perf_counter()
         pieces = list(self.stream_text(question, lang, sources))
@@ -43,7 +40,7 @@ class OpenAICompatibleGenerator:
 
     def stream_text(self, question: str, lang: str, sources: Sequence[Source]) -> Iterator[str]:
         """The answer's text pieces as the endpoint produces them (one piece when it does not stream)."""
-        body = {"model": self.model, "messages": self.messages(question, lang, sources),
+        body = {"model": self.model, "messages": chat_messages(question, lang, sources),
                 "max_tokens": self.max_tokens, "temperature": self.temperature, "stream": self.stream}
         last: Exception | None = None
         for attempt in range(self.retries + 1):

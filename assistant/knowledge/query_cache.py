@@ -13,7 +13,6 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 log = logging.getLogger(__name__)
-STATS_KEY = "assistant:stats"
 
 
 class MemoryVectorCache:
@@ -42,6 +41,9 @@ class RedisVectorCache:
     def __init__(self, url: str, ttl_s: int = 7 * 86400, timeout_s: float = 0.5):
         import redis
 
+        from assistant.tasks.store import STATS_KEY
+
+        self._stats_key = STATS_KEY
         self._r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._errors = redis.RedisError
         self.ttl_s = ttl_s
@@ -49,7 +51,7 @@ class RedisVectorCache:
     def get(self, key: str) -> np.ndarray | None:
         try:
             raw = self._r.get(f"assistant:cache:qemb:{key}")
-            self._r.hincrby(STATS_KEY, "embedding_cache_hits" if raw else "embedding_cache_misses", 1)
+            self._r.hincrby(self._stats_key, "embedding_cache_hits" if raw else "embedding_cache_misses", 1)
         except self._errors as exc:
             log.warning("query-embedding cache unavailable: %s", exc)
             return None

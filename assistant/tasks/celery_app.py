@@ -63,7 +63,9 @@ class WorkerContext:
     def runner(self):
         with self._lock:
             if self._runner is None:
-                self._runner = build_runner(self.settings)
+                from assistant.tasks.wiring import answer_runner, job_store
+
+                self._runner = answer_runner(self.settings, job_store(self.settings))
             return self._runner
 
 
@@ -88,19 +90,6 @@ def _task_body(context: WorkerContext):
             raise task.retry(exc=exc, countdown=min(30, 2 ** task.request.retries))
 
     return generate_answer
-
-
-def build_runner(settings: Settings):
-    from assistant.generation.registry import make_generator
-    from assistant.tasks.delivery import RasaDelivery
-    from assistant.tasks.runner import AnswerRunner
-    from assistant.tasks.store import RedisJobStore
-
-    generator = make_generator(settings)
-    getattr(generator, "load", lambda: None)()
-    return AnswerRunner(generator, RedisJobStore.from_url(settings.effective_broker_url),
-                        RasaDelivery(settings.rasa_url, settings.rasa_api_token, settings.delivery_timeout_s),
-                        cache_ttl_s=settings.answer_cache_ttl_s)
 
 
 def ready_file(settings: Settings, name: str = "answers") -> Path:

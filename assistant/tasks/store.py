@@ -14,6 +14,7 @@ from collections import OrderedDict, defaultdict
 from typing import Protocol
 
 PREFIX = "assistant:"
+STATS_KEY = f"{PREFIX}stats"    # counters of every cache and job, read by `assistant jobs`
 INLINE, LATE, WORKER = "inline", "late", "worker"
 
 
@@ -91,10 +92,10 @@ class RedisJobStore:
             self.r.set(f"{PREFIX}cache:answer:{key}", json.dumps(payload, ensure_ascii=False), ex=int(ttl_s))
 
     def incr(self, counter: str, n: int = 1) -> None:
-        self.r.hincrby(f"{PREFIX}stats", counter, n)
+        self.r.hincrby(STATS_KEY, counter, n)
 
     def stats(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.r.hgetall(f"{PREFIX}stats").items()}
+        return {k: int(v) for k, v in self.r.hgetall(STATS_KEY).items()}
 
     def dead_letter(self, entry: dict) -> None:
         self.r.lpush(f"{PREFIX}dead_letters", json.dumps(entry, ensure_ascii=False))

@@ -51,7 +51,6 @@ class KnowledgeTurns:
         now = time.time()
         received_at = min(received_at or now, now)
         deadline = received_at + self.budget_s - self.reply_margin_s
-        started = time.monotonic() - (now - received_at)
         state = self.answerer.prepare(question, lang)
         if "answer" in state:
             return TurnResult("answered", state["answer"])
@@ -72,7 +71,7 @@ class KnowledgeTurns:
             self.queue.submit(job)
         else:
             self.store.incr("duplicate_turns")
-        payload = self.store.wait_result(key, self.budget_s - self.reply_margin_s - (time.monotonic() - started))
+        payload = self.store.wait_result(key, deadline - time.time())
         me = f"{INLINE}:{fresh}"   # unique per turn: of two duplicate turns waiting, one wins
         if payload is not None and self.store.claim(key, me, self.job_ttl_s) == me:
             return TurnResult("answered", AnswerPayload.from_dict(payload).answer, key)

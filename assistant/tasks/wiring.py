@@ -55,9 +55,23 @@ def query_embeddings(settings: Settings, embeddings):
     return CachedQueryEmbeddings(embeddings, cache, namespace)
 
 
+def answer_runner(settings: Settings, store, embeddings=None):
+    """What runs answer jobs (in a Celery worker or in the action server's threads): the configured
+    generator, loaded now, and delivery into Rasa."""
+    from assistant.generation.registry import make_generator
+    from assistant.tasks.delivery import RasaDelivery
+    from assistant.tasks.runner import AnswerRunner
+
+    generator = make_generator(settings, embeddings)
+    getattr(generator, "load", lambda: None)()
+    return AnswerRunner(generator, store, RasaDelivery(settings.rasa_url, settings.rasa_api_token,
+                                                       settings.delivery_timeout_s),
+                        cache_ttl_s=settings.answer_cache_ttl_s)
+
+
 def knowledge_turns(settings: Settings, answerer):
     """The :class:`KnowledgeTurns` of the action server."""
-    from assistant.generation.registry import fingerprint, make_generator
+    from assistant.generation.registry import fingerprint
     from assistant.tasks.turns import KnowledgeTurns
 
     store = job_store(settings)
@@ -68,15 +82,9 @@ def knowledge_turns(settings: Settings, answerer):
 
         queue = CeleryQueue(create_celery(settings))
     elif generation_runs_in_queue(settings):
-        from assistant.tasks.delivery import RasaDelivery
         from assistant.tasks.queue import ThreadQueue
-        from assistant.tasks.runner import AnswerRunner
 
-        generator = make_generator(settings, answerer.searcher.store.embeddings)
-        getattr(generator, "load", lambda: None)()
-        runner = AnswerRunner(generator, store, RasaDelivery(settings.rasa_url, settings.rasa_api_token,
-                                                             settings.delivery_timeout_s),
-                              cache_ttl_s=settings.answer_cache_ttl_s)
+        runner = answer_runner(settings, store, answerer.searcher.store.embeddings)
         queue = ThreadQueue(runner, settings.worker_concurrency)
     return KnowledgeTurns(answerer, queue, store, settings.answer_budget_s, kb_version(settings),
                           fingerprint(settings), cache_ttl_s=settings.answer_cache_ttl_s,
