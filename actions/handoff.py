@@ -34,12 +34,16 @@ class ActionHandoff(Action):
         lang = language_of(tracker)
         channel = tracker.get_latest_input_channel() or ""
         reason = tracker.latest_message.get("text") or ""
+        turns = transcript(tracker)
         try:
             ticket_id = await run_blocking(get_services().repository.create_ticket, tracker.sender_id, channel,
-                                           lang, reason, transcript(tracker))
+                                           lang, reason, turns)
         except Exception:
             log.exception("ticket creation failed")
             dispatcher.utter_message(text=say("service_error", lang))
             return []
         dispatcher.utter_message(text=say("handoff", lang, id=ticket_id))
+        # for channels with an agents' room (Slack): who, which ticket, the last turns
+        dispatcher.utter_message(json_message={"handoff": {"ticket_id": ticket_id, "sender_id": tracker.sender_id,
+                                                           "lang": lang, "transcript": turns[-10:]}})
         return []

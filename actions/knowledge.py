@@ -24,11 +24,13 @@ class ActionAnswerKnowledge(Action):
         lang = language_of(tracker)
         question = tracker.latest_message.get("text") or ""
         services = get_services()
-        message_id = (tracker.latest_message.get("metadata") or {}).get("message_id")
+        metadata = tracker.latest_message.get("metadata") or {}
+        budget = channel_budget(metadata, services.settings.answer_budget_s)
+        reply_to = metadata.get("reply_to") if isinstance(metadata.get("reply_to"), dict) else None
         try:
             turns = services.knowledge
-            result = await run_blocking(turns.answer, tracker.sender_id, question, lang, message_id,
-                                        _received_at(tracker), timeout=services.settings.answer_budget_s + 5)
+            result = await run_blocking(turns.answer, tracker.sender_id, question, lang, metadata.get("message_id"),
+                                        _received_at(tracker), budget, reply_to, timeout=budget + 5)
         except Exception as exc:  # noqa: BLE001 - every failure gets a clear reply, never a crash
             unavailable = services.is_outage(exc)
             log.error("knowledge turn failed (%s): %s", "broker down" if unavailable else "error", exc)
@@ -60,6 +62,18 @@ class ActionDeliverKnowledgeAnswer(Action):
         payload = AnswerPayload.from_dict(raw)
         utter_answer(dispatcher, payload.answer, payload.lang, key)
         return []
+
+
+MAX_CHANNEL_BUDGET_S = 4.5   # WeChat's 5-second limit, less the way back
+
+
+def channel_budget(metadata: dict, default: float) -> float:
+    """A channel may ask for a longer (or shorter) wait for the answer: WeChat prefers a passive reply."""
+    try:
+        asked = float(metadata.get("answer_budget_s") or 0)
+    except (TypeError, ValueError):
+        return default
+    return min(asked, MAX_CHANNEL_BUDGET_S) if asked > 0 else default
 
 
 def _received_at(tracker: Tracker) -> float | None:

@@ -177,6 +177,24 @@ def cmd_serve_web(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_serve_channels(settings: Settings, args) -> int:
+    from connectors.app import serve_channels
+
+    if not settings.enabled_channels():
+        print("no channel is configured: set ASSISTANT_SLACK_* , ASSISTANT_WECHAT_* or ASSISTANT_WECOM_* "
+              "(README, 'Channels')", file=sys.stderr)
+        return 2
+    serve_channels(settings)
+    return 0
+
+
+def cmd_serve_slack_socket(settings: Settings, args) -> int:
+    from connectors.slack import serve_socket_mode
+
+    serve_socket_mode(settings)
+    return 0
+
+
 def cmd_serve_worker(settings: Settings, args) -> int:
     from assistant.tasks.celery_app import serve_worker
 
@@ -306,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("up", help="run NLU, actions and the Rasa server (REST channel) until Ctrl-C")
     u.add_argument("--web", action="store_true", help="also serve the web demo (ASSISTANT_WEB_PORT, default 7860)")
     sub.add_parser("serve-web", help="the Gradio web demo (talks to a running Rasa server)")
+    sub.add_parser("serve-channels", help="the Slack / WeChat / WeCom webhooks (ASSISTANT_CHANNELS_PORT, default 5007)")
+    sub.add_parser("serve-slack-socket", help="Slack in Socket Mode (no public URL; needs ASSISTANT_SLACK_APP_TOKEN)")
     sub.add_parser("chat", help="run NLU and actions, then chat in `rasa shell`")
     return p
 
@@ -314,7 +334,8 @@ COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
     "nlu-eval": cmd_nlu_eval,
-    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "serve-web": cmd_serve_web, "jobs": cmd_jobs,
+    "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "serve-web": cmd_serve_web,
+    "serve-channels": cmd_serve_channels, "serve-slack-socket": cmd_serve_slack_socket, "jobs": cmd_jobs,
     "endpoints": cmd_endpoints,
     "up": cmd_up, "chat": cmd_chat,
 }

@@ -126,6 +126,33 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 7860
 
+    # --- channels: Slack, WeChat Official Account, WeCom (README, 'Channels') ------------------
+    channels_host: str = "127.0.0.1"
+    channels_port: int = Field(5007, description="Port of the Slack/WeChat/WeCom webhooks (`assistant serve-channels`).")
+    channel_dedup_ttl_s: int = Field(
+        86400, gt=0, description="How long a platform's event/message id is remembered, so a resent one is answered once."
+    )
+    channel_max_chars: int = Field(2000, gt=0, description="Longer incoming messages are cut to this many characters.")
+    slack_bot_token: str | None = Field(None, description="Slack bot token (xoxb-…); enables the Slack connector.")
+    slack_signing_secret: str | None = Field(None, description="Slack app's signing secret (HTTP Events API).")
+    slack_app_token: str | None = Field(None, description="App-level token (xapp-…) for Socket Mode.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    slack_agents_channel: str | None = Field(None, description="Channel id where handoffs post the conversation summary.")
+    wechat_token: str | None = Field(None, description="Official Account server token; enables the WeChat connector.")
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_aes_key: str | None = Field(None, description="EncodingAESKey (43 characters) for safe/compatible mode.")
+    wechat_api_url: str = Field("https://api.weixin.qq.com/cgi-bin/", description="WeChat API base URL.")
+    wechat_reply_budget_s: float = Field(
+        4.5, gt=0, le=4.9, description="WeChat drops a reply after 5 s: after this long the answer goes by API instead."
+    )
+    wecom_token: str | None = Field(None, description="WeCom application callback token; enables the WeCom connector.")
+    wecom_aes_key: str | None = Field(None, description="WeCom callback EncodingAESKey.")
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = None
+    wecom_secret: str | None = Field(None, description="The WeCom application's secret (for sending messages).")
+    wecom_api_url: str = Field("https://qyapi.weixin.qq.com/cgi-bin/", description="WeCom API base URL.")
+
     # --- Rasa -----------------------------------------------------------------------------
     rasa_host: str = "127.0.0.1"
     rasa_port: int = 5005
@@ -225,6 +252,16 @@ class Settings(BaseSettings):
     @property
     def web_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def channels_url(self) -> str:
+        return f"http://{self.channels_host}:{self.channels_port}"
+
+    def enabled_channels(self) -> list[str]:
+        """The platform connectors whose credentials are set."""
+        wanted = {"slack": self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token),
+                  "wechat": self.wechat_token, "wecom": self.wecom_token and self.wecom_aes_key and self.wecom_corp_id}
+        return [name for name, configured in wanted.items() if configured]
 
     @property
     def rasa_url(self) -> str:

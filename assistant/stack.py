@@ -41,11 +41,15 @@ class ServiceSpec:
     def health_url(self) -> str:
         if self.ready_file is not None:
             return str(self.ready_file)
+        if not self.port:
+            return "(process alive)"
         return f"http://{self.host}:{self.port}{self.health_path}"
 
     def healthy(self, client: httpx.Client) -> bool:
         if self.ready_file is not None:
             return self.ready_file.is_file()
+        if not self.port:       # a client of someone else's server (Slack Socket Mode): running is all it shows
+            return True
         try:
             return client.get(self.health_url).status_code == 200
         except httpx.HTTPError:
@@ -101,6 +105,12 @@ def service_specs(settings: Settings, include_rasa: bool = True, include_web: bo
             + (["--auth-token", settings.rasa_api_token] if settings.rasa_api_token else []),
             settings.rasa_host, settings.rasa_port, "/status", rasa_env(),
         ))
+    channels = settings.enabled_channels() if include_rasa else []
+    if channels and (settings.slack_signing_secret or set(channels) - {"slack"}):
+        specs.append(ServiceSpec("channels", [py, "-m", "assistant", "serve-channels"], settings.channels_host,
+                                 settings.channels_port, "/health", env))
+    if "slack" in channels and settings.slack_app_token:
+        specs.append(ServiceSpec("slack", [py, "-m", "assistant", "serve-slack-socket"], "", 0, "", env))
     if include_web:
         specs.append(ServiceSpec("web", [py, "-m", "assistant", "serve-web"], settings.web_host, settings.web_port,
                                  "/health", env))

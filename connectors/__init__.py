@@ -1,1 +1,3 @@
-"""Channel connectors. For now: a client of Rasa's REST channel (used by tests and demos)."""
+"""Channel connectors: one module per platform (``slack``, ``wechat``, ``web``), each turning a
+platform message into a Rasa conversation turn (``rest``) and sending Rasa's replies back;
+``relay`` holds what they share (deduplication, deadlines), ``outbox`` delivers late answers."""

@@ -19,6 +19,11 @@ class BotMessage:
     custom: dict | None = None
 
 
+def bot_message(d: dict) -> BotMessage:
+    """One message of Rasa's REST reply (or of a trigger_intent response)."""
+    return BotMessage(d.get("text") or "", d.get("buttons") or [], d.get("custom"))
+
+
 class RasaRestClient:
     def __init__(self, base_url: str, timeout_s: float = 30.0, token: str | None = None):
         self.base_url = base_url.rstrip("/")
@@ -34,7 +39,7 @@ class RasaRestClient:
             raise RasaUnavailable(f"Rasa server at {self.base_url} unreachable ({exc}); is `assistant up` running?") from exc
         if r.status_code != 200:
             raise RasaUnavailable(f"Rasa answered HTTP {r.status_code}: {r.text[:200]}")
-        return [BotMessage(m.get("text") or "", m.get("buttons") or [], m.get("custom")) for m in r.json()]
+        return [bot_message(m) for m in r.json()]
 
     def tracker(self, sender: str) -> dict:
         r = self._client.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker")

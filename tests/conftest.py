@@ -5,6 +5,9 @@ once with PostgreSQL + Redis, the servers that run on this project's machines.""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +111,95 @@ def stack(request, tmp_path_factory, settings):
     finally:
         client.close()
         running.stop()
+
+
+class RedisServer:
+    """A private redis-server process (no persistence) that a test may stop and start again."""
+
+    def __init__(self, port: int, workdir):
+        self.port, self.workdir, self.proc = port, workdir, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            msg = "redis-server is not installed (see README, 'Services')"
+            pytest.fail(msg) if REQUIRE_SERVICES else pytest.skip(msg)
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
+                                      "--dir", str(self.workdir)], stdout=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+# --- the channels: Slack, WeChat, WeCom in front of the real stack ---------------------------------
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+WECHAT = {"token": "cloudmaxwx", "app_id": "wx5823bf96d3bd56c7",
+          "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+WECOM = {"token": "QDG6eK", "corp_id": "wx5823bf96d3bd56c7", "agent_id": 1000002,
+         "aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
+CHANNEL_GENERATOR_DELAY_S = 4.0
+
+
+@dataclass
+class ChannelStack:
+    settings: Settings
+    platforms: object          # tests.fake_platforms.FakePlatforms
+    client: object             # RasaRestClient
+
+
+@pytest.fixture(scope="session")
+def channel_stack(tmp_path_factory, settings):
+    """NLU, actions, a Celery worker with a 4-second stand-in generator, Rasa and the channels
+    service, configured for Slack, WeChat and WeCom against local fakes of their APIs."""
+    from assistant.stack import Stack, service_specs
+    from connectors.rest import RasaRestClient
+    from tests.fake_platforms import BOT_TOKEN, FakePlatforms
+
+    var = tmp_path_factory.mktemp("var-channels")
+    redis_server = RedisServer(16392, var)
+    redis_server.start()
+    fake = FakePlatforms().start()
+    s = base_settings(
+        var_dir=var, chroma_dir=settings.chroma_dir, database_url=f"sqlite:///{var / 'db.sqlite'}",
+        nlu_port=15406, action_port=15455, rasa_port=15405, channels_port=15407, broker_url=redis_server.url,
+        kb_generator="python:assistant.generation.fakes:slow", answer_budget_s=1.0, worker_time_limit_s=60,
+        worker_visibility_timeout_s=8,
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",
+        slack_agents_channel="CAGENTS",
+        wechat_token=WECHAT["token"], wechat_app_id=WECHAT["app_id"], wechat_app_secret="oa-secret",
+        wechat_aes_key=WECHAT["aes_key"], wechat_api_url=f"{fake.url}/wechat/cgi-bin/",
+        wecom_token=WECOM["token"], wecom_corp_id=WECOM["corp_id"], wecom_agent_id=WECOM["agent_id"],
+        wecom_aes_key=WECOM["aes_key"], wecom_secret="wecom-secret", wecom_api_url=f"{fake.url}/wecom/cgi-bin/",
+    )
+    seed_database(s.effective_database_url)
+    stack = Stack(s, service_specs(s))
+    assert {"worker", "channels"} <= {spec.name for spec in stack.specs}
+    os.environ["ASSISTANT_TEST_GENERATOR_DELAY_S"] = str(CHANNEL_GENERATOR_DELAY_S)
+    try:
+        stack.start(echo=print)
+    finally:
+        os.environ.pop("ASSISTANT_TEST_GENERATOR_DELAY_S", None)
+    client = RasaRestClient(s.rasa_url)
+    try:
+        yield ChannelStack(s, fake, client)
+    finally:
+        client.close()
+        stack.stop()
+        fake.stop()
+        redis_server.stop()

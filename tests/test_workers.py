@@ -9,9 +9,7 @@ delivery machinery, not a model. This module runs its own Redis server so it can
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ import redis
 from assistant.settings import Settings
 from assistant.stack import Stack, service_specs, worker_spec
 from connectors.rest import RasaRestClient
-from tests.conftest import REQUIRE_SERVICES, base_settings, seed_database
+from tests.conftest import RedisServer, base_settings, seed_database
 
 pytestmark = pytest.mark.stack
 
@@ -30,38 +28,6 @@ DELAY_S = 4.0           # the slow generator's time per answer
 BUDGET_S = 1.0          # how long a turn waits for its answer
 EN_SLOW = "which compliance certifications do you have"
 ZH_SLOW = "企业版有哪些安全认证"
-
-
-class RedisServer:
-    """A private redis-server process (no persistence) that a test may stop and start again."""
-
-    def __init__(self, port: int, workdir):
-        self.port, self.workdir, self.proc = port, workdir, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            msg = "redis-server is not installed (see README, 'Services')"
-            pytest.fail(msg) if REQUIRE_SERVICES else pytest.skip(msg)
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                                      "--dir", str(self.workdir)], stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 @dataclass

@@ -42,3 +42,34 @@ class RasaDelivery:
 
     def close(self) -> None:
         self._client.close()
+
+
+class ForwardingDelivery:
+    """Delivery into Rasa, then Rasa's messages on to the platform the question came from
+    (``job.reply_to``; see ``connectors.outbox``). The messages are kept in the job store until the
+    platform has taken them, so a retried task sends them if the platform was down the first time,
+    and not again once it has them."""
+
+    def __init__(self, rasa: RasaDelivery, outbox, store, ttl_s: float = 3600):
+        self.rasa = rasa
+        self.outbox = outbox
+        self.store = store
+        self.ttl_s = ttl_s
+
+    def __call__(self, job: AnswerJob, payload: dict) -> list[dict]:
+        messages = self.rasa(job, payload)
+        if not job.reply_to:
+            return messages
+        box = f"{job.key}:outbox"
+        if messages:
+            self.store.put_result(box, {"messages": messages}, self.ttl_s)
+        else:     # already in the conversation: forwarded, or still to forward after a failure
+            messages = (self.store.get_result(box) or {}).get("messages", [])
+        if messages and self.store.get_claim(box) is None:
+            try:
+                self.outbox.send(job.reply_to, messages)
+            except Exception as exc:  # noqa: BLE001 - any platform error: the task is retried
+                raise DeliveryError(f"{job.reply_to.get('channel')} did not take the answer for "
+                                    f"{job.sender_id!r} ({type(exc).__name__}: {exc}); the task will be retried") from exc
+            self.store.claim(box, "sent", self.ttl_s)
+        return messages

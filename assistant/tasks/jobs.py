@@ -27,6 +27,7 @@ class AnswerJob:
     deadline: float          # epoch seconds until which the turn may still answer inline
     cache_key: str = ""
     created: float = 0.0
+    reply_to: dict = field(default_factory=dict)   # where the platform wants late answers (connectors.outbox)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -17,7 +17,7 @@ from typing import Callable
 from assistant.knowledge.answer import CitedAnswer, generate_answer
 from assistant.knowledge.generate import Generator
 from assistant.tasks.jobs import AnswerJob, AnswerPayload
-from assistant.tasks.store import INLINE, WORKER, JobStore
+from assistant.tasks.store import INLINE, WORKER, JobStore, settle_owner
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,8 @@ class AnswerRunner:
 
     def owner(self, job: AnswerJob) -> str:
         """Wait until the turn has decided (or its deadline has passed), then return who delivers."""
-        while (who := self.store.get_claim(job.key)) is None:
-            remaining = job.deadline + self.grace_s - self.clock()
-            if remaining <= 0:
-                return self.store.claim(job.key, WORKER, self.result_ttl_s)
-            self.sleep(min(0.05, remaining))
-        return who
+        return settle_owner(self.store, job.key, WORKER, job.deadline + self.grace_s, self.result_ttl_s,
+                            self.clock, self.sleep)
 
     def run(self, job: AnswerJob) -> dict:
         payload = self.result(job)

@@ -35,6 +35,18 @@ class JobStore(Protocol):
     def samples(self, series: str) -> list[float]: ...
 
 
+def settle_owner(store: JobStore, key: str, fallback: str, deadline: float, ttl_s: float,
+                 clock=time.time, sleep=time.sleep) -> str:
+    """Who answers ``key``: whatever a waiting turn claimed, or, once ``deadline`` has passed with no
+    claim, ``fallback`` (claimed now; a claim that gets in first still wins)."""
+    while (who := store.get_claim(key)) is None:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return store.claim(key, fallback, ttl_s)
+        sleep(min(0.05, remaining))
+    return who
+
+
 class RedisJobStore:
     def __init__(self, client):
         self.r = client

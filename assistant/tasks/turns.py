@@ -44,13 +44,15 @@ class KnowledgeTurns:
         self.job_ttl_s = job_ttl_s
 
     def answer(self, sender_id: str, question: str, lang: str, message_id: str | None = None,
-               received_at: float | None = None) -> TurnResult:
-        """Blocking (Redis, models): call it from a thread. The budget runs from ``received_at`` (when
-        Rasa got the message; default now). Raises ``QueueUnavailable`` or the job store's
-        connection errors when the broker is down."""
+               received_at: float | None = None, budget_s: float | None = None,
+               reply_to: dict | None = None) -> TurnResult:
+        """Blocking (Redis, models): call it from a thread. The budget (``budget_s``, a channel's
+        own, else the configured one) runs from ``received_at`` (when Rasa got the message; default
+        now); ``reply_to`` goes with the job, for a late answer. Raises ``QueueUnavailable`` or the
+        job store's connection errors when the broker is down."""
         now = time.time()
         received_at = min(received_at or now, now)
-        deadline = received_at + self.budget_s - self.reply_margin_s
+        deadline = received_at + (budget_s or self.budget_s) - self.reply_margin_s
         state = self.answerer.prepare(question, lang)
         if "answer" in state:
             return TurnResult("answered", state["answer"])
@@ -67,7 +69,7 @@ class KnowledgeTurns:
         key = self.store.reserve(dedup_key(sender_id, state["question"], message_id), fresh, self.job_ttl_s)
         if key == fresh:
             job = AnswerJob(key, sender_id, state["question"], lang, state["sources"], state["best"],
-                            deadline=deadline, cache_key=cache_key, created=now)
+                            deadline=deadline, cache_key=cache_key, created=now, reply_to=reply_to or {})
             self.queue.submit(job)
         else:
             self.store.incr("duplicate_turns")

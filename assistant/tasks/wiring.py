@@ -57,16 +57,20 @@ def query_embeddings(settings: Settings, embeddings):
 
 def answer_runner(settings: Settings, store, embeddings=None):
     """What runs answer jobs (in a Celery worker or in the action server's threads): the configured
-    generator, loaded now, and delivery into Rasa."""
+    generator, loaded now, and delivery into Rasa (and on to the platform, for Slack and WeChat)."""
     from assistant.generation.registry import make_generator
     from assistant.tasks.delivery import RasaDelivery
     from assistant.tasks.runner import AnswerRunner
 
     generator = make_generator(settings, embeddings)
     getattr(generator, "load", lambda: None)()
-    return AnswerRunner(generator, store, RasaDelivery(settings.rasa_url, settings.rasa_api_token,
-                                                       settings.delivery_timeout_s),
-                        cache_ttl_s=settings.answer_cache_ttl_s)
+    deliver = RasaDelivery(settings.rasa_url, settings.rasa_api_token, settings.delivery_timeout_s)
+    if settings.enabled_channels():   # late answers also go on to Slack / WeChat
+        from assistant.tasks.delivery import ForwardingDelivery
+        from connectors.outbox import make_outbox
+
+        deliver = ForwardingDelivery(deliver, make_outbox(settings, store), store)
+    return AnswerRunner(generator, store, deliver, cache_ttl_s=settings.answer_cache_ttl_s)
 
 
 def knowledge_turns(settings: Settings, answerer):
