@@ -256,6 +256,9 @@ def cmd_up(settings: Settings, args) -> int:
     stack = _start(settings, include_rasa=True, include_web=web)
     if stack is None:
         return 1
+    if settings.enabled_channels():
+        print(f"channels ({', '.join(settings.enabled_channels())}): webhooks on {settings.channels_url} "
+              "(/slack/events, /wechat, /wecom)")
     if web:
         print(f"ready. Open the web demo: {settings.web_url}/  (Ctrl-C stops everything)")
     else:

@@ -94,7 +94,7 @@ class DeadlineReplies:
     otherwise through ``push(reply_to, messages)`` once it is."""
 
     def __init__(self, relay: Relay, push: Callable[[dict, list[dict]], None], grace_s: float = 0.3,
-                 workers: int = 8, ttl_s: float = 3600):
+                 workers: int = 32, ttl_s: float = 3600):
         self.relay = relay
         self.store = relay.store
         self.push = push

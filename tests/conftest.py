@@ -177,7 +177,7 @@ def channel_stack(tmp_path_factory, settings):
     fake = FakePlatforms().start()
     s = base_settings(
         var_dir=var, chroma_dir=settings.chroma_dir, database_url=f"sqlite:///{var / 'db.sqlite'}",
-        nlu_port=15406, action_port=15455, rasa_port=15405, channels_port=15407, broker_url=redis_server.url,
+        nlu_port=15606, action_port=15655, rasa_port=15605, channels_port=15607, broker_url=redis_server.url,
         kb_generator="python:assistant.generation.fakes:slow", answer_budget_s=1.0, worker_time_limit_s=60,
         worker_visibility_timeout_s=8,
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SLACK_SECRET, slack_api_url=f"{fake.url}/slack/api/",

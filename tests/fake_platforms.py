@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 ACCESS_TOKEN = {"wechat": "oa-token-1", "wecom": "wecom-token-1"}
 BOT_TOKEN = "xoxb-test-bot"
+APP_TOKEN = "xapp-1-test-app"
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Recorded:
     headers: dict
     body: dict
     at: float = field(default_factory=time.time)
+    failed: bool = False          # answered with an error (fail_next_posts)
 
 
 class FakePlatforms:
@@ -34,6 +36,7 @@ class FakePlatforms:
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self.fail_next_posts = 0          # make the next N message sends fail (platform outage)
+        self.socket_url = ""              # what apps.connections.open hands out (a SocketModeServer)
         self.port = free_port()
         self.app = self._build()
         self._server = None
@@ -70,10 +73,18 @@ class FakePlatforms:
             return {"ok": ok, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "CloudMax",
                     "url": "https://cloudmax.slack.com/", **({} if ok else {"error": "invalid_auth"})}
 
+        @app.post("/slack/api/apps.connections.open")
+        async def connections_open(request: Request):
+            r = await record(request)
+            if r.headers.get("authorization") != f"Bearer {APP_TOKEN}":
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_url}
+
         @app.post("/slack/api/chat.postMessage")
         async def post_message(request: Request):
             r = await record(request)
             if failing():
+                r.failed = True
                 return JSONResponse({"ok": False, "error": "service_unavailable"}, status_code=503)
             if r.headers.get("authorization") != f"Bearer {BOT_TOKEN}":
                 return {"ok": False, "error": "invalid_auth"}
@@ -94,6 +105,7 @@ class FakePlatforms:
         async def send(request: Request):
             r = await record(request)
             if failing():
+                r.failed = True
                 return JSONResponse({"errcode": -1, "errmsg": "system error"}, status_code=500)
             platform = r.path.split("/")[1]
             if r.query.get("access_token") != ACCESS_TOKEN[platform]:
@@ -117,15 +129,16 @@ class FakePlatforms:
             self._server.should_exit = True
 
     # --- what the assistant sent -------------------------------------------------------------
-    def slack_posts(self, channel: str | None = None) -> list[dict]:
+    def slack_posts(self, channel: str | None = None, failed: bool = False) -> list[dict]:
+        """What was posted (``failed=True``: the posts the fake refused instead)."""
         with self._lock:
-            posts = [r.body for r in self.requests if r.path.endswith("chat.postMessage")]
+            posts = [r.body for r in self.requests if r.path.endswith("chat.postMessage") and r.failed == failed]
         return [p for p in posts if channel is None or p.get("channel") == channel]
 
     def wechat_sends(self, platform: str, user: str) -> list[str]:
         path = "/wechat/cgi-bin/message/custom/send" if platform == "wechat" else "/wecom/cgi-bin/message/send"
         with self._lock:
-            bodies = [r.body for r in self.requests if r.path == path]
+            bodies = [r.body for r in self.requests if r.path == path and not r.failed]
         return [b["text"]["content"] for b in bodies if b.get("touser") == user]
 
     def wait(self, found, timeout_s: float = 40.0, settle_s: float = 1.5):
@@ -143,3 +156,76 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class SocketModeServer:
+    """Slack's Socket Mode end, over a local WebSocket: says hello to each connection, sends the
+    envelopes it is given, and records the envelope ids the app acknowledges."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.acks: list[str] = []
+        self.connections = 0
+        self._outbox: list[dict] = []
+        self._cond = threading.Condition()
+        self._loop = None
+        self._stop = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/link"
+
+    def send(self, envelope: dict) -> None:
+        with self._cond:
+            self._outbox.append(envelope)
+
+    async def _handler(self, ws) -> None:
+        import asyncio
+
+        self.connections += 1
+        await ws.send(json.dumps({"type": "hello", "num_connections": 1,
+                                  "connection_info": {"app_id": "A1"}, "debug_info": {"host": "fake"}}))
+
+        async def pump():
+            while True:
+                with self._cond:
+                    pending, self._outbox[:] = list(self._outbox), []
+                for envelope in pending:
+                    await ws.send(json.dumps(envelope))
+                await asyncio.sleep(0.05)
+
+        task = asyncio.ensure_future(pump())
+        try:
+            async for raw in ws:
+                envelope_id = json.loads(raw).get("envelope_id")
+                if envelope_id:
+                    with self._cond:
+                        self.acks.append(envelope_id)
+        finally:
+            task.cancel()
+
+    def start(self) -> "SocketModeServer":
+        import asyncio
+
+        from websockets.asyncio.server import serve
+
+        ready = threading.Event()
+
+        async def main():
+            self._stop = asyncio.Event()
+            async with serve(self._handler, "127.0.0.1", self.port):
+                ready.set()
+                await self._stop.wait()
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(main())
+
+        threading.Thread(target=run, daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("socket mode server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)

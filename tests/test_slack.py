@@ -158,3 +158,49 @@ def test_bad_signature_is_403_and_nothing_is_processed(channel_stack, case):
 def test_malformed_body_is_400(channel_stack, body, ctype):
     r = post(channel_stack, body, ctype)
     assert r.status_code == 400 and "Slack request body" in r.json()["error"]
+
+
+def test_socket_mode(channel_stack):
+    """`assistant serve-slack-socket` opens a connection (apps.connections.open with the app token),
+    acknowledges each envelope and answers the event, once, also when Slack resends it."""
+    from assistant.stack import Stack, service_specs
+    from tests.fake_platforms import APP_TOKEN, SocketModeServer
+
+    server = SocketModeServer().start()
+    channel_stack.platforms.socket_url = server.url
+    s = channel_stack.settings.model_copy(update={"slack_app_token": APP_TOKEN})
+    s.__pydantic_fields_set__.add("slack_app_token")      # passed on to the child process
+    specs = [spec for spec in service_specs(s) if spec.name == "slack"]
+    assert specs and specs[0].argv[-1] == "serve-slack-socket"
+    socket_mode = Stack(s, specs)
+    socket_mode.start(echo=print)
+    try:
+        fake = channel_stack.platforms
+        assert fake.wait(lambda: server.connections, settle_s=0)
+        channel, user = new_ids()
+        body, ev = event("帮我查下订单CM100003", channel, user)
+        for attempt in (0, 1):                             # a resent envelope: same event id
+            server.send({"envelope_id": f"env-{attempt}-{user}", "type": "events_api", "payload": json.loads(body),
+                         "accepts_response_payload": False, "retry_attempt": attempt, "retry_reason": ""})
+        acked = fake.wait(lambda: len([a for a in server.acks if a.endswith(user)]) == 2, settle_s=0)
+        assert acked, server.acks
+        posts = fake.wait(lambda: fake.slack_posts(channel), settle_s=2)
+        assert len(posts) == 1 and "CM100003" in posts[0]["text"], posts
+    finally:
+        socket_mode.stop()
+        server.stop()
+
+
+def test_late_answer_survives_a_slack_outage(channel_stack):
+    """Slack refuses the worker's post of a late answer once: the task is retried and the answer
+    is posted then (the conversation already holds it, so it comes from the job's outbox), once."""
+    channel, user = new_ids()
+    body, ev = event("<@UBOT> what format is the data export in", channel, user, kind="app_mention")
+    fake = channel_stack.platforms
+    assert post(channel_stack, body).status_code == 200
+    assert fake.wait(lambda: fake.slack_posts(channel), settle_s=0)     # "looking that up" went out
+    fake.fail_next_posts = 1
+    answers = fake.wait(lambda: [p for p in fake.slack_posts(channel) if "Sources:" in p["text"]], settle_s=3)
+    refused = fake.slack_posts(channel, failed=True)
+    assert len(refused) == 1 and "Sources:" in refused[0]["text"], refused
+    assert len(answers) == 1 and answers[0]["text"] == refused[0]["text"] and answers[0]["thread_ts"] == ev["ts"]
