@@ -137,6 +137,17 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
               "test": report.classification_metrics(data.test.labels, pred),
               "slices": report.sliced(data.test.texts, data.test.labels, pred),
               "oos": report.oos_metrics(data.test.labels, pred) if data.has_oos else None}
+    if not args.no_onnx:   # the same model exported to ONNX (fp32, int8), on the same test split
+        from assistant.nlu.onnx_runtime import load_onnx_classifier
+
+        model_dir = Path(args.out) / f"model-{data.name}"
+        clf.save(model_dir)
+        result["runtimes"] = {"torch": report.runtime_row(data.test.labels, pred, pred)}
+        for int8 in (False, True):
+            onnx_clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(settings, spec), int8=int8)
+            p = np.concatenate([onnx_clf.predict_proba(data.test.texts[i:i + 64]) for i in range(0, len(data.test), 64)])
+            got = report.apply_threshold(clf.labels, p, threshold) if threshold is not None else [clf.labels[i] for i in p.argmax(1)]
+            result["runtimes"][onnx_clf.runtime] = report.runtime_row(data.test.labels, got, pred)
     paths = report.write(result, data.test.labels, pred, Path(args.out))
     print(report.markdown(result).split("## Per intent")[0])
     print("reports: " + ", ".join(map(str, paths)))
@@ -315,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--encoder", default=None, help="encoder spec (default: ASSISTANT_ENCODER_MODEL)")
     n.add_argument("--epochs", type=int, default=None)
     n.add_argument("--out", default="var/reports")
+    n.add_argument("--no-onnx", action="store_true", help="skip the ONNX (fp32 and int8) evaluation of the model")
     n.add_argument("--quiet", action="store_true")
     sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
     sub.add_parser("serve-actions", help="the Rasa SDK action server")

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     nlu_learning_rate: float = Field(6e-5, gt=0)
     nlu_seed: int = 13
     torch_threads: int = Field(0, ge=0, description="0 = let torch decide.")
+    nlu_runtime: str = Field(
+        "onnx-int8",
+        description=(
+            "How the NLU service runs the classifier: 'onnx-int8' (ONNX Runtime, int8 weights), 'onnx' (fp32) or "
+            "'torch'. The ONNX files are exported by train-nlu (or on first use) into <models>/nlu/onnx/."
+        ),
+    )
 
     # --- action server --------------------------------------------------------------------
     action_host: str = "127.0.0.1"
@@ -174,6 +181,13 @@ class Settings(BaseSettings):
     def _mode(cls, v: str) -> str:
         if v not in ("vector", "bm25", "hybrid", "hybrid_rerank"):
             raise ValueError("kb_retrieval_mode must be one of vector, bm25, hybrid, hybrid_rerank")
+        return v
+
+    @field_validator("nlu_runtime")
+    @classmethod
+    def _nlu_runtime(cls, v: str) -> str:
+        if v not in ("torch", "onnx", "onnx-int8"):
+            raise ValueError("nlu_runtime must be one of torch, onnx, onnx-int8")
         return v
 
     @field_validator("generation_mode")

@@ -177,3 +177,29 @@ def test_health_and_metrics(http):
     metrics = http.get("/metrics").text
     assert "nlu_parse_requests_total" in metrics
     assert int(metrics.split("nlu_parse_requests_total ")[1].split()[0]) >= 1
+
+
+# ------------------------------------------------------------------ runtimes
+def test_onnx_runtimes_agree_with_torch(settings, parser):
+    """The service's default runtime (ONNX, int8) and fp32 ONNX classify like the PyTorch model
+    they were exported from (every training example; unseen phrasings too)."""
+    from assistant.models.registry import resolve_encoder
+    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu.onnx_runtime import load_onnx_classifier
+
+    assert settings.nlu_runtime == "onnx-int8" and parser.classifier.runtime == "onnx-int8"
+    path_for = lambda spec: resolve_encoder(settings, spec)  # noqa: E731
+    torch_clf = IntentClassifier.load(settings.nlu_model_dir, path_for)
+    fp32 = load_onnx_classifier(settings.nlu_model_dir, path_for, int8=False)
+    texts = [e.text for e in load_nlu_data(settings.nlu_data_dir).examples]
+    texts += ["我下的单到哪了", "can you tell me where my parcel is", "发票能开专票吗", "wie geht's 🙂"]
+    reference = torch_clf.predict_proba(texts)
+    for clf, min_agree in ((fp32, 1.0), (parser.classifier, 0.98)):
+        got = clf.predict_proba(texts)
+        agree = float((got.argmax(1) == reference.argmax(1)).mean())
+        assert agree >= min_agree, (clf.runtime, agree)
+    assert abs(fp32.predict_proba(texts) - reference).max() < 1e-3
+
+
+def test_health_names_the_runtime(http):
+    assert http.get("/health").json()["runtime"] == "onnx-int8"

@@ -106,3 +106,7 @@ def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
     assert set(result["oos"]) == {"in_scope_accuracy", "oos_recall", "oos_precision"}
     assert (out / "nlu_tiny_confusion.png").stat().st_size > 1000
     assert "macro-F1" in (out / "nlu_tiny.md").read_text()
+    runtimes = result["runtimes"]       # the same model through ONNX Runtime, fp32 and int8
+    assert set(runtimes) == {"torch", "onnx", "onnx-int8"}
+    assert runtimes["onnx"]["agreement_with_torch"] == 1.0
+    assert abs(runtimes["onnx"]["accuracy"] - runtimes["torch"]["accuracy"]) < 1e-9

@@ -195,7 +195,7 @@ def test_late_answer_survives_a_slack_outage(channel_stack):
     """Slack refuses the worker's post of a late answer once: the task is retried and the answer
     is posted then (the conversation already holds it, so it comes from the job's outbox), once."""
     channel, user = new_ids()
-    body, ev = event("<@UBOT> what format is the data export in", channel, user, kind="app_mention")
+    body, ev = event("<@UBOT> tell me about your compliance certifications", channel, user, kind="app_mention")
     fake = channel_stack.platforms
     assert post(channel_stack, body).status_code == 200
     assert fake.wait(lambda: fake.slack_posts(channel), settle_s=0)     # "looking that up" went out

@@ -82,6 +82,13 @@ def choose_threshold(labels: list[str], probs: np.ndarray, y_true: list[str]) ->
     return round(best, 2)
 
 
+def runtime_row(y_true: list[str], y_pred: list[str], reference: list[str]) -> dict:
+    """Accuracy of one runtime's predictions, and how often it agrees with the reference runtime's."""
+    m = classification_metrics(y_true, y_pred)
+    agree = sum(a == b for a, b in zip(y_pred, reference)) / max(1, len(reference))
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "agreement_with_torch": round(agree, 4)}
+
+
 def markdown(result: dict) -> str:
     m = result["test"]
     lines = [f"# Intent classification: {result['dataset']}", "",
@@ -91,6 +98,11 @@ def markdown(result: dict) -> str:
         o = result["oos"]
         lines.append(f"- threshold {result['threshold']} (chosen on valid): in-scope accuracy {o['in_scope_accuracy']}, "
                      f"OOS recall {o['oos_recall']}, OOS precision {o['oos_precision']}")
+    if result.get("runtimes"):
+        lines += ["", "## Runtimes (same model, same test split)", "",
+                  "| runtime | accuracy | macro-F1 | agreement with torch |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {v['agreement_with_torch']:.4f} |"
+                  for k, v in result["runtimes"].items()]
     lines += ["", "## Slices", "", "| slice | group | n | accuracy |", "|---|---|---|---|"]
     for name, groups in result["slices"].items():
         lines += [f"| {name} | {g} | {v['n']} | {v['accuracy']:.4f} |" for g, v in groups.items()]

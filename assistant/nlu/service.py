@@ -62,7 +62,14 @@ def load_parser(settings: Settings) -> NluParser:
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    classifier = IntentClassifier.load(settings.nlu_model_dir, lambda spec: resolve_encoder(settings, spec))
+    encoder_path_for = lambda spec: resolve_encoder(settings, spec)  # noqa: E731
+    if settings.nlu_runtime == "torch":
+        classifier = IntentClassifier.load(settings.nlu_model_dir, encoder_path_for)
+    else:
+        from assistant.nlu.onnx_runtime import load_onnx_classifier
+
+        classifier = load_onnx_classifier(settings.nlu_model_dir, encoder_path_for,
+                                          int8=settings.nlu_runtime == "onnx-int8", threads=settings.torch_threads)
     extractor = EntityExtractor(load_nlu_data(settings.nlu_data_dir))
     config = ParserConfig(settings.nlu_fallback_threshold, settings.nlu_fallback_intent, settings.nlu_max_chars)
     return NluParser(classifier, extractor, config)
@@ -96,7 +103,8 @@ def create_app(settings: Settings, parser: NluParser | None = None) -> FastAPI:
     @app.get("/health")
     def health():
         p: NluParser = app.state.parser
-        return {"status": "ok", "intents": sorted(p.classifier.labels), "encoder": p.classifier.encoder_spec}
+        return {"status": "ok", "intents": sorted(p.classifier.labels), "encoder": p.classifier.encoder_spec,
+                "runtime": getattr(p.classifier, "runtime", "torch")}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics():

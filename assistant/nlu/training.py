@@ -26,5 +26,9 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
     )
     summary = {"train": asdict(report)}
     clf.save(settings.nlu_model_dir, {"trained_on": report.examples, "summary": summary["train"], **(extra_meta or {})})
+    if settings.nlu_runtime != "torch":     # so the service starts without exporting
+        from assistant.nlu.onnx_runtime import export_onnx
+
+        summary["onnx"] = export_onnx(clf, settings.nlu_model_dir)
     (settings.nlu_model_dir / "training.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     return summary
