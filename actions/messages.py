@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from rasa_sdk import Tracker
 
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+from assistant.lang import detect_language
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "order_status": {
@@ -101,10 +99,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
 
 STATUS_ZH = {"paid": "已支付", "pending": "待支付", "failed": "支付失败", "refunded": "已退款", "cancelled": "已取消"}
 CYCLE_ZH = {"monthly": "按月", "annual": "按年"}
-
-
-def detect_language(text: str) -> str:
-    return "zh" if _HAN.search(text or "") else "en"
 
 
 def language_of(tracker: Tracker) -> str:

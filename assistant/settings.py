@@ -151,7 +151,8 @@ class Settings(BaseSettings):
     wechat_aes_key: str | None = Field(None, description="EncodingAESKey (43 characters) for safe/compatible mode.")
     wechat_api_url: str = Field("https://api.weixin.qq.com/cgi-bin/", description="WeChat API base URL.")
     wechat_reply_budget_s: float = Field(
-        4.5, gt=0, le=4.9, description="WeChat drops a reply after 5 s: after this long the answer goes by API instead."
+        4.2, gt=0, le=4.9,
+        description="WeChat drops a reply after 5 s: after this long (from receipt) the answer goes by API instead.",
     )
     wecom_token: str | None = Field(None, description="WeCom application callback token; enables the WeCom connector.")
     wecom_aes_key: str | None = Field(None, description="WeCom callback EncodingAESKey.")

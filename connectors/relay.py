@@ -15,19 +15,18 @@ after it, through the platform's API.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from assistant.lang import detect_language as language
 from assistant.tasks.store import LATE, JobStore, settle_owner
 from connectors.rest import BotMessage, RasaRestClient, RasaUnavailable, bot_message
 
 log = logging.getLogger(__name__)
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 UNAVAILABLE = {"zh": "抱歉，客服系统暂时无法回复，请稍后再试。",
                "en": "Sorry, the assistant cannot answer right now; please try again in a moment."}
 EMPTY = {"zh": "请直接输入您的问题，例如：怎么申请退款？", "en": "Please type your question, e.g. how do I get a refund?"}
@@ -40,10 +39,6 @@ class BadRequest(ValueError):
 
 class Forbidden(PermissionError):
     """A request whose signature does not check out (HTTP 403); nothing of it is processed."""
-
-
-def language(text: str) -> str:
-    return "zh" if _CJK.search(text or "") else "en"
 
 
 @dataclass

@@ -31,6 +31,19 @@ class ModelNotTrained(RuntimeError):
     pass
 
 
+def require_trained(directory: Path) -> None:
+    if not (directory / META_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ModelNotTrained(
+            f"NLU model not trained: {directory} has no {META_FILE}/{WEIGHTS_FILE}. "
+            "Run `scripts/setup.sh` or `.venv/bin/assistant train-nlu`."
+        )
+
+
+def top_intents(labels: list[str], probs: np.ndarray, top: int) -> list[tuple[str, float]]:
+    order = np.argsort(-probs)[:top]
+    return [(labels[i], float(probs[i])) for i in order]
+
+
 def _build_module(encoder, n_labels: int, dropout: float = 0.1):
     import torch
     from torch import nn
@@ -83,9 +96,7 @@ class IntentClassifier:
         return torch.softmax(logits, dim=-1).numpy()
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
-        probs = self.predict_proba([text])[0]
-        order = np.argsort(-probs)[:top]
-        return [(self.labels[i], float(probs[i])) for i in order]
+        return top_intents(self.labels, self.predict_proba([text])[0], top)
 
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path, extra_meta: dict | None = None) -> None:
@@ -108,13 +119,8 @@ class IntentClassifier:
         """``encoder_path_for(spec)`` resolves the base encoder recorded at training time."""
         from safetensors.torch import load_file
 
-        meta_path = directory / META_FILE
-        if not meta_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-            raise ModelNotTrained(
-                f"NLU model not trained: {directory} has no {META_FILE}/{WEIGHTS_FILE}. "
-                "Run `scripts/setup.sh` or `.venv/bin/assistant train-nlu`."
-            )
-        meta = json.loads(meta_path.read_text())
+        require_trained(directory)
+        meta = json.loads((directory / META_FILE).read_text())
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelNotTrained(f"{directory} was written by another version; retrain with `assistant train-nlu`")
         tokenizer, encoder = load_backbone(encoder_path_for(meta["encoder"]))

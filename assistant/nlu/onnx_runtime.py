@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier
+from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, require_trained, top_intents
 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
@@ -94,9 +94,7 @@ class OnnxIntentClassifier:
         return e / e.sum(axis=-1, keepdims=True)
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
-        probs = self.predict_proba([text])[0]
-        order = np.argsort(-probs)[:top]
-        return [(self.labels[i], float(probs[i])) for i in order]
+        return top_intents(self.labels, self.predict_proba([text])[0], top)
 
 
 def load_onnx_classifier(model_dir: Path, encoder_path_for, int8: bool = True, threads: int = 0):
@@ -104,6 +102,7 @@ def load_onnx_classifier(model_dir: Path, encoder_path_for, int8: bool = True, t
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
+    require_trained(model_dir)
     info_path = model_dir / ONNX_DIR / "export.json"
     try:
         info = json.loads(info_path.read_text())

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.lang import detect_language
 from assistant.nlu.datasets import OOS
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
-
-
-def language(text: str) -> str:
-    return "zh" if _HAN.search(text) else "en"
 
 
 def length_bucket(text: str) -> str:
@@ -45,7 +42,7 @@ def classification_metrics(y_true: list[str], y_pred: list[str]) -> dict:
 
 def sliced(texts: list[str], y_true: list[str], y_pred: list[str]) -> dict:
     out = {}
-    for name, key in (("language", language), ("length", length_bucket)):
+    for name, key in (("language", detect_language), ("length", length_bucket)):
         groups: dict[str, list[int]] = {}
         for i, t in enumerate(texts):
             groups.setdefault(key(t), []).append(i)
