@@ -154,6 +154,23 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_nlu_entities(settings: Settings, args) -> int:
+    """Entity precision/recall on the annotated examples of nlu_data/."""
+    from pathlib import Path
+
+    from assistant.nlu import entity_eval
+    from assistant.nlu.data import load_nlu_data
+
+    result = entity_eval.evaluate_entities(load_nlu_data(settings.nlu_data_dir))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nlu_entities.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    (out / "nlu_entities.md").write_text(entity_eval.markdown(result))
+    print(entity_eval.markdown(result))
+    print(f"reports: {out / 'nlu_entities.md'}, {out / 'nlu_entities.json'}")
+    return 0
+
+
 def cmd_setup(settings: Settings, args) -> int:
     for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_nlu, cmd_train_dialogue):
         rc = step(settings, args)
@@ -328,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--out", default="var/reports")
     n.add_argument("--no-onnx", action="store_true", help="skip the ONNX (fp32 and int8) evaluation of the model")
     n.add_argument("--quiet", action="store_true")
+    ne = sub.add_parser("nlu-entities", help="entity precision/recall on the annotated examples of nlu_data/")
+    ne.add_argument("--out", default="var/reports")
     sub.add_parser("serve-nlu", help="the NLU HTTP service Rasa calls")
     sub.add_parser("serve-actions", help="the Rasa SDK action server")
     w = sub.add_parser("serve-worker", help="a Celery worker that generates and delivers late answers")
@@ -348,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
-    "nlu-eval": cmd_nlu_eval,
+    "nlu-eval": cmd_nlu_eval, "nlu-entities": cmd_nlu_entities,
     "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "serve-web": cmd_serve_web,
     "serve-channels": cmd_serve_channels, "serve-slack-socket": cmd_serve_slack_socket, "jobs": cmd_jobs,
     "endpoints": cmd_endpoints,

@@ -120,6 +120,40 @@ def test_extractor_word_boundaries(settings):
     assert [e["value"] for e in ex.extract("XCM1000011") if e["entity"] == "order_number"] == []
 
 
+@pytest.mark.parametrize("text,entity,values", [
+    # phrasings that are not in nlu_data/
+    ("上周三被扣了两次，每次¥39.90", "amount", ["39.90 CNY"]),
+    ("收了我1,580元年费", "amount", ["1580 CNY"]),
+    ("you billed me US$ 19 and then 25 dollars", "amount", ["19 USD", "25 USD"]),
+    ("charged 300 RMB for nothing", "amount", ["300 CNY"]),
+    ("2023年12月5日下的单", "date", ["2023-12-05"]),
+    ("订单是11月11号付的款", "date", ["11月11号"]),
+    ("I ordered on Sept. 9, 2024 and on 2024.10.1", "date", ["Sept. 9, 2024", "2024-10-01"]),
+    ("paid on the 3rd of August", "date", ["3rd of August"]),
+    ("call +49 30 1234 5678 or 0755-8888 6666", "phone", ["+493012345678", "075588886666"]),
+    # and what must not be taken for one
+    ("may I cancel within 14 days?", "date", []),
+    ("the Pro plan for 5 users", "amount", []),
+    ("order CM100003 was 2 months ago", "amount", []),
+])
+def test_amounts_dates_and_phones(settings, text, entity, values):
+    ex = EntityExtractor(load_nlu_data(settings.nlu_data_dir))
+    assert [e["value"] for e in ex.extract(text) if e["entity"] == entity] == values
+
+
+def test_entity_precision_and_recall_on_nlu_data(settings, tmp_path):
+    """Every entity type, in each language, found where annotated and nowhere else (the same check
+    `assistant nlu-entities` reports)."""
+    from assistant.nlu.entity_eval import evaluate_entities
+
+    result = evaluate_entities(load_nlu_data(settings.nlu_data_dir))
+    assert {"order_number", "email", "phone", "plan", "amount", "date"} <= set(result["entities"])
+    for entity, slices in result["entities"].items():
+        assert {"zh", "en"} <= set(slices), entity
+        for m in slices.values():
+            assert m["precision"] >= 0.95 and m["recall"] >= 0.95, (entity, m, result["errors"][:5])
+
+
 # ------------------------------------------------------------------ shortcuts
 def test_shortcut_with_entities(parser):
     r = parser.parse('/inform{"order_number": "CM100001"}')

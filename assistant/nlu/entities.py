@@ -26,10 +26,31 @@ def _phone(s: str) -> str:
     return re.sub(r"[\s-]", "", s)
 
 
+_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d{1,2})?")
+_CURRENCIES = ((re.compile(r"US\$|\$|美元|dollar|usd", re.I), "USD"),
+               (re.compile(r"¥|￥|元|块|人民币|rmb|cny|yuan", re.I), "CNY"))
+_YMD = re.compile(r"((?:19|20)\d{2})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+
+
+def _amount(s: str) -> str:
+    """'¥1,188' -> '1188 CNY', '49.99 USD' -> '49.99 USD'."""
+    number = _NUMBER.search(s)
+    currency = next((code for pattern, code in _CURRENCIES if pattern.search(s)), "")
+    return f"{number.group().replace(',', '') if number else s} {currency}".strip()
+
+
+def _date(s: str) -> str:
+    """Dates with a year become ISO (2024/7/1, 2024年7月1日 -> 2024-07-01); others stay as written."""
+    m = _YMD.search(s)
+    return f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}" if m else s
+
+
 NORMALISERS: dict[str, Callable[[str], str]] = {
     "order_number": _order_number,
     "email": _email,
     "phone": _phone,
+    "amount": _amount,
+    "date": _date,
 }
 
 
