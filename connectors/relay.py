@@ -88,6 +88,8 @@ class DeadlineReplies:
     """One reply per platform message: in the HTTP response when it is ready by the deadline,
     otherwise through ``push(reply_to, messages)`` once it is."""
 
+    retry_pauses_s = (1.0, 2.0, 4.0)
+
     def __init__(self, relay: Relay, push: Callable[[dict, list[dict]], None], grace_s: float = 0.3,
                  workers: int = 32, ttl_s: float = 3600):
         self.relay = relay
@@ -120,10 +122,23 @@ class DeadlineReplies:
             self.store.put_result(key, {"messages": messages}, self.ttl_s)
             who = settle_owner(self.store, key, PUSH, deadline + self.grace_s, self.ttl_s)
             if not who.startswith("passive"):
-                self.push(m.reply_to, messages)
-                self.store.incr(f"{m.platform}_pushed")
+                self._push_with_retries(m, messages)
         except Exception:  # noqa: BLE001 - a thread of its own: the log is where this goes
             log.exception("%s message %s: the reply could not be sent", m.platform, m.message_id)
+
+    def _push_with_retries(self, m: Inbound, messages: list[dict]) -> None:
+        """The platform's API may refuse for a moment: try again after 1, 2, 4 s, then give up loudly."""
+        for attempt, pause in enumerate(self.retry_pauses_s + (None,)):
+            try:
+                self.push(m.reply_to, messages)
+                self.store.incr(f"{m.platform}_pushed")
+                return
+            except Exception as exc:  # noqa: BLE001 - any API error
+                if pause is None:
+                    raise
+                log.warning("%s message %s: push failed (%s: %s); retry %d in %.0f s", m.platform, m.message_id,
+                            type(exc).__name__, exc, attempt + 1, pause)
+                time.sleep(pause)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -147,12 +147,14 @@ def test_late_rasa_reply_is_success_then_pushed(channel_stack):
     user = new_user()
     ts, nonce = str(int(time.time())), "abc"
     q = {"signature": sign(WECHAT["token"], ts, nonce), "timestamp": ts, "nonce": nonce}
+    fake = channel_stack.platforms
+    fake.fail_next_posts = 1            # the API refuses the first push: it is tried again
     # not SLOW_ZH: its answer is cached by now
     assert handler.post(q, text_xml(user, SLOW_ZH + "呢", 40001).encode()) == "success"
-    fake = channel_stack.platforms
     sent = fake.wait(lambda: [m for m in fake.wechat_sends("wechat", user) if "来源" in m], settle_s=3)
     everything = fake.wechat_sends("wechat", user)
     assert len(sent) == 1 and len(everything) == 2 and "正在为您查询" in everything[0], everything
+    assert fake.fail_next_posts == 0
 
 
 def test_numbered_options_stand_for_buttons(channel_stack):
