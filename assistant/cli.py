@@ -125,13 +125,16 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
                                       batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
                                       max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=not args.quiet)
 
-    def probs(split):
-        return np.concatenate([clf.predict_proba(split.texts[i:i + 64]) for i in range(0, len(split), 64)])
+    def probs(model, split):
+        return np.concatenate([model.predict_proba(split.texts[i:i + 64]) for i in range(0, len(split), 64)])
 
-    threshold = report.choose_threshold(clf.labels, probs(data.valid), data.valid.labels) if data.has_oos else None
-    test_probs = probs(data.test)
-    plain = [clf.labels[i] for i in test_probs.argmax(1)]
-    pred = report.apply_threshold(clf.labels, test_probs, threshold) if threshold is not None else plain
+    def predictions(model) -> list[str]:
+        p = probs(model, data.test)
+        return (report.apply_threshold(clf.labels, p, threshold) if threshold is not None
+                else [clf.labels[i] for i in p.argmax(1)])
+
+    threshold = report.choose_threshold(clf.labels, probs(clf, data.valid), data.valid.labels) if data.has_oos else None
+    pred = predictions(clf)
     result = {"dataset": data.name, "model": encoder, "train_examples": rep.examples,
               "train_seconds": round(rep.seconds, 1), "epochs": rep.epochs, "threshold": threshold,
               "test": report.classification_metrics(data.test.labels, pred),
@@ -145,9 +148,7 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
         result["runtimes"] = {"torch": report.runtime_row(data.test.labels, pred, pred)}
         for int8 in (False, True):
             onnx_clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(settings, spec), int8=int8)
-            p = np.concatenate([onnx_clf.predict_proba(data.test.texts[i:i + 64]) for i in range(0, len(data.test), 64)])
-            got = report.apply_threshold(clf.labels, p, threshold) if threshold is not None else [clf.labels[i] for i in p.argmax(1)]
-            result["runtimes"][onnx_clf.runtime] = report.runtime_row(data.test.labels, got, pred)
+            result["runtimes"][onnx_clf.runtime] = report.runtime_row(data.test.labels, predictions(onnx_clf), pred)
     paths = report.write(result, data.test.labels, pred, Path(args.out))
     print(report.markdown(result).split("## Per intent")[0])
     print("reports: " + ", ".join(map(str, paths)))

@@ -116,13 +116,24 @@ class DeadlineReplies:
             self.store.claim(key, LATE, self.ttl_s)
         return None
 
+    def push_later(self, m: Inbound, messages: list[dict]) -> None:
+        """Send ``messages`` through the platform's API from the pool, never on a request's path."""
+        self._pool.submit(self._push_logged, m, messages)
+
     def _work(self, key: str, m: Inbound, deadline: float) -> None:
         try:
             messages = [asdict(x) for x in self.relay.turn(m)]
             self.store.put_result(key, {"messages": messages}, self.ttl_s)
             who = settle_owner(self.store, key, PUSH, deadline + self.grace_s, self.ttl_s)
-            if not who.startswith("passive"):
-                self._push_with_retries(m, messages)
+        except Exception:  # noqa: BLE001 - a thread of its own: the log is where this goes
+            log.exception("%s message %s: no reply was worked out", m.platform, m.message_id)
+            return
+        if not who.startswith("passive"):
+            self._push_logged(m, messages)
+
+    def _push_logged(self, m: Inbound, messages: list[dict]) -> None:
+        try:
+            self._push_with_retries(m, messages)
         except Exception:  # noqa: BLE001 - a thread of its own: the log is where this goes
             log.exception("%s message %s: the reply could not be sent", m.platform, m.message_id)
 

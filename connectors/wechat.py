@@ -272,7 +272,7 @@ class WeChatHandler:
         remember_options(self.relay.store, inbound.sender, options)
         pieces = split_text(text)
         if len(pieces) > 1:       # one passive reply per message: the rest goes through the API
-            self.replies.push(inbound.reply_to, [{"text": p} for p in pieces[1:]])
+            self.replies.push_later(inbound, [{"text": p} for p in pieces[1:]])
         return self.platform.seal(q, self.platform.create_reply(pieces[0], message))
 
 

@@ -23,7 +23,6 @@ from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
 OPSET = 17
-RUNTIMES = ("torch", "onnx", "onnx-int8")
 
 
 def weights_digest(model_dir: Path) -> str:
