@@ -89,18 +89,55 @@ def cmd_eval_kb(settings: Settings, args) -> int:
 
     from assistant.knowledge.answer import make_answerer
     from assistant.knowledge.evaluate import (evaluate_answers, evaluate_retrieval, load_eval_set, markdown_report,
-                                              write_reports)
+                                              refusal_metrics, write_reports)
+    from assistant.knowledge.ranker_training import FOLDS, collect, cross_validate
 
     answerable, unanswerable = load_eval_set(Path(args.questions))
     answerer = make_answerer(settings)
+    searcher = answerer.searcher
+    # the reranker and the answerability test, scored by 5-fold cross-validation: every question
+    # is judged by a model trained without it (and without its paraphrases)
+    examples = collect(searcher, answerable, unanswerable, progress=not args.quiet)
+    cv = cross_validate(examples, searcher.term_stats())
+    refused = {e.question.id for e in examples if cv.refused[e.question.id]}
     result = {"questions": len(answerable), "unanswerable": len(unanswerable),
-              "settings": {"encoder": settings.encoder_model, "kb_min_score": settings.kb_min_score,
-                           "generator": settings.kb_generator},
-              "retrieval": evaluate_retrieval(answerer.searcher, answerable, progress=not args.quiet),
+              "settings": {"encoder": settings.encoder_model, "generator": settings.kb_generator,
+                           "retrieval_mode": settings.kb_retrieval_mode,
+                           "ranker": str(settings.kb_ranker_file) if searcher.ranker else None},
+              "retrieval": evaluate_retrieval(searcher, answerable, progress=not args.quiet, reranked=cv.rankings),
+              "refusal_cv": {**refusal_metrics({q.id for q in unanswerable} & refused,
+                                               {q.id for q in answerable} & refused, answerable, unanswerable),
+                             "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds]},
               **evaluate_answers(answerer, answerable, unanswerable)}
     paths = write_reports(result, Path(args.out))
     print(markdown_report(result))
     print("reports: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_train_kb_ranker(settings: Settings, args) -> int:
+    """Fit the reranker and the answerability test on the labelled questions, for the index as it is."""
+    from pathlib import Path
+
+    from assistant.knowledge.evaluate import load_eval_set
+    from assistant.knowledge.ranker_training import collect, fit
+    from assistant.knowledge.retrieval import load_searcher
+
+    questions = Path(getattr(args, "questions", None) or settings.root_dir / "evals" / "knowledge" / "questions.yml")
+    if not questions.is_file():
+        print(f"no labelled questions at {questions}: see evals/knowledge/questions.yml for the format", file=sys.stderr)
+        return 2
+    answerable, unanswerable = load_eval_set(questions)
+    if not answerable or not unanswerable:
+        print(f"{questions} needs answerable and unanswerable questions to train on", file=sys.stderr)
+        return 2
+    searcher = load_searcher(settings, with_ranker=False)
+    started = time.perf_counter()
+    examples = collect(searcher, answerable, unanswerable, progress=not args.quiet)
+    ranker = fit(examples, searcher.term_stats(), meta={"questions_file": str(questions)})
+    ranker.save(settings.kb_ranker_file)
+    print(f"knowledge ranker: {len(answerable)} answerable + {len(unanswerable)} unanswerable questions, "
+          f"refusal threshold {ranker.threshold:.3f}, {time.perf_counter() - started:.0f} s -> {settings.kb_ranker_file}")
     return 0
 
 
@@ -173,7 +210,7 @@ def cmd_nlu_entities(settings: Settings, args) -> int:
 
 
 def cmd_setup(settings: Settings, args) -> int:
-    for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_nlu, cmd_train_dialogue):
+    for step in (cmd_setup_models, cmd_seed_db, cmd_ingest, cmd_train_kb_ranker, cmd_train_nlu, cmd_train_dialogue):
         rc = step(settings, args)
         if rc:
             return rc
@@ -339,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--questions", default="evals/knowledge/questions.yml")
     e.add_argument("--out", default="var/reports")
     e.add_argument("--quiet", action="store_true")
+    r = sub.add_parser("train-kb-ranker", help="fit the knowledge reranker and answerability test on labelled questions")
+    r.add_argument("--questions", default=None, help="labelled questions (default: evals/knowledge/questions.yml)")
+    r.add_argument("--quiet", action="store_true")
     n = sub.add_parser("nlu-eval", help="train and evaluate the intent classifier on a dataset (folder, CSV, nlu_data)")
     n.add_argument("--data", default="nlu_data", help="split folder (seq.in/label), text,label CSV, or Rasa nlu folder")
     n.add_argument("--encoder", default=None, help="encoder spec (default: ASSISTANT_ENCODER_MODEL)")
@@ -368,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "setup": cmd_setup, "setup-models": cmd_setup_models, "train-nlu": cmd_train_nlu,
     "train-dialogue": cmd_train_dialogue, "seed-db": cmd_seed_db, "ingest": cmd_ingest, "eval-kb": cmd_eval_kb,
+    "train-kb-ranker": cmd_train_kb_ranker,
     "nlu-eval": cmd_nlu_eval, "nlu-entities": cmd_nlu_entities,
     "serve-nlu": cmd_serve_nlu, "serve-actions": cmd_serve_actions, "serve-worker": cmd_serve_worker, "serve-web": cmd_serve_web,
     "serve-channels": cmd_serve_channels, "serve-slack-socket": cmd_serve_slack_socket, "jobs": cmd_jobs,

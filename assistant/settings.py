@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     kb_encoder_int8: bool = Field(False, description="Dynamic int8 quantisation of the knowledge-base encoder (faster ingest and queries).")
     kb_max_file_mb: float = Field(20.0, gt=0, description="Larger knowledge-base files are skipped with a message.")
     kb_pii_allow_domains: list[str] = Field(["cloudmax.example"], description="E-mail domains kept unmasked (JSON list).")
+    kb_ranker_path: Path | None = Field(None, description="Trained reranker + answerability test (train-kb-ranker). Default: <models>/kb_ranker.json")
     kb_retrieval_mode: str = Field("hybrid", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers').")
     kb_generator: str = Field(
         "extractive",
@@ -243,6 +244,10 @@ class Settings(BaseSettings):
     @property
     def encoder_cache_dir(self) -> Path:
         return self.models_dir / "encoders"
+
+    @property
+    def kb_ranker_file(self) -> Path:
+        return self.kb_ranker_path or self.models_dir / "kb_ranker.json"
 
     @property
     def log_dir(self) -> Path:

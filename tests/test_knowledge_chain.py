@@ -11,7 +11,7 @@ import pytest
 from assistant.knowledge.answer import KnowledgeAnswerer, make_answerer
 from assistant.knowledge.evaluate import grounded, score_ranking
 from assistant.knowledge.generate import split_sentences
-from assistant.knowledge.retrieval import MODES
+from assistant.knowledge.retrieval import MODES, HybridSearcher
 from assistant.knowledge.store import ingest, make_embeddings, open_store
 from tests.conftest import base_settings
 
@@ -44,10 +44,13 @@ def test_extractive_answer_is_grounded_and_cited(answerer):
     assert {int(n) for n in re.findall(r"\[(\d+)\]", a.text)} <= {c.n for c in a.citations}
 
 
-def test_weak_evidence_is_refused(settings, answerer):
-    strict = KnowledgeAnswerer(answerer.searcher, answerer.generator, min_score=0.99)
+def test_without_a_trained_ranker_weak_evidence_is_refused(settings, answerer):
+    s = answerer.searcher
+    untrained = HybridSearcher(s.store, s.lexical, s.docstore, s.embed_query)
+    strict = KnowledgeAnswerer(untrained, answerer.generator, min_score=0.99)
     a = strict.answer("how do I export my data", "en")
     assert a.refused and a.reason == "weak evidence" and not a.citations
+    assert not KnowledgeAnswerer(untrained, answerer.generator, min_score=0.5).answer("how do I export my data", "en").refused
 
 
 @pytest.mark.parametrize("question,lang", [

@@ -3,8 +3,9 @@ generate → an answer whose citations [1], [2] map to the sources — or a refu
 
 * Retrieval is the hybrid searcher behind a LangChain retriever.
 * An FAQ entry whose question matches closely is answered with its curated answer, no generation.
-* Weak evidence (best semantic score below ``min_score``) or a generator that finds no support
-  gives a refusal; the caller offers a human.
+* A question the knowledge base does not answer is refused: by the trained answerability test
+  (:mod:`assistant.knowledge.ranker`) when one is trained, else when the best semantic score is below
+  ``min_score``; so is a generator that finds no support. The caller offers a human.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ class HybridRetriever(BaseRetriever):
     k: int = 5
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.searcher.search(query, self.lang, self.mode, k=self.k)
+        """With a trained ranker, every document also carries ``answerable``: the probability that the
+        knowledge base answers the query (the same for all of them)."""
+        hits, answerable = self.searcher.search_judged(query, self.lang, self.mode, k=self.k)
         return [Document(page_content=h.doc.page_content, id=h.id,
                          metadata={**h.doc.metadata, "score": h.score, "unit": h.unit,
                                    "semantic": h.features.get("semantic", h.dense),
-                                   "faq_question_score": h.faq_question})
+                                   "faq_question_score": h.faq_question, "answerable": answerable})
                 for h in hits]
 
 
@@ -112,6 +115,8 @@ class KnowledgeAnswerer:
         question = (inp.get("question") or "").strip()
         if looks_like_injection(question):
             return {**inp, "question": question, "docs": [], "refusal": "instructions in the question"}
+        if question and not self.searcher.lexical.tokenizer(question):
+            return {**inp, "question": question, "docs": [], "refusal": "nothing to look up"}
         docs = self.retriever(inp.get("lang")).invoke(question) if question else []
         # chunks flagged at ingestion as carrying instructions never become sources
         docs = [d for d in docs if not d.metadata.get("suspicious")]
@@ -121,9 +126,16 @@ class KnowledgeAnswerer:
         docs = state["docs"]
         best = (docs[0].metadata.get("semantic") or 0.0) if docs else 0.0
         state = {**state, "best": best, "sources": _sources(docs, self.budget_tokens, self.max_sources)}
-        if not docs or best < self.min_score:
-            reason = state.get("refusal") or "weak evidence"
-            return {**state, "answer": CitedAnswer("refused", score=best, reason=reason)}
+        if not docs:
+            return {**state, "answer": CitedAnswer("refused", reason=state.get("refusal") or "nothing found")}
+        answerable = docs[0].metadata.get("answerable")
+        if answerable is not None and answerable < self.searcher.ranker.threshold:
+            # the trained answerability test decides when there is one (README, 'Knowledge answers')
+            return {**state, "answer": CitedAnswer(
+                "refused", score=best, reason=f"not supported (answerability {answerable:.2f} < "
+                                              f"{self.searcher.ranker.threshold:.2f})")}
+        if answerable is None and best < self.min_score:
+            return {**state, "answer": CitedAnswer("refused", score=best, reason="weak evidence")}
         # an FAQ among the hits whose question matches closely: its curated answer, no generation
         faq = max((d for d in docs if d.metadata.get("kind") == "faq"),
                   key=lambda d: d.metadata.get("faq_question_score") or 0.0, default=None)

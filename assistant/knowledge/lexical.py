@@ -15,10 +15,14 @@ _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9'+.-]*[A-Za-z0-9]|[A-Za-z]|\d+(?:\.\d+)?
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 STOPWORDS = frozenset(
     "the a an and or of to in on for is are was be do does did i my me you your we our it this that with can how what "
-    "when where which who why will would could should if at by from as about there have has please any ".split()
-    + list("的了吗呢吧啊呀么和与及在是我你您他她它们这那个有就也都还要会能可以怎么如何什么吗嘛哦")
-    + ["一下", "请问", "我们", "你们", "这个", "那个", "怎么", "如何", "什么", "可以", "是否", "一个"]
+    "when where which who why will would could should if at by from as about there have has please any "
+    "what's i'm we're you're it's there's don't doesn't can't isn't just really also anyone someone ".split()
+    + list("的了吗呢吧啊呀么和与及在是我你您他她它们这那个有就也都还要会能可以怎么如何什么吗嘛哦把给跟哪")
+    + ["一下", "请问", "我们", "你们", "这个", "那个", "怎么", "如何", "什么", "可以", "是否", "一个", "没有", "有没有",
+       "不是", "是不是", "不能", "能不能", "哪个", "哪里", "或者", "还是", "现在", "还有", "不会", "会不会"]
 )
+# Part of the index manifest: an index built with other tokenisation rules is rebuilt.
+TOKENIZER_VERSION = 2
 
 
 class TextTokenizer:

@@ -1,7 +1,6 @@
 """Hybrid retrieval: dense vectors (Chroma) + BM25 (jieba), fused by reciprocal rank (``hybrid``),
-optionally reranked by a feature score (``hybrid_rerank``: cosine to the chunk or to its FAQ question,
-plus normalised BM25). On the evaluation set the feature reranker does not beat plain RRF yet, so the
-answer chain uses ``hybrid`` by default (``kb_retrieval_mode``).
+optionally reranked by the trained reranker (``hybrid_rerank``, :mod:`assistant.knowledge.ranker`),
+which also judges whether the knowledge base answers the query at all.
 
 Units: a chunk belongs to a *unit* (an FAQ entry, or a document section), the granularity at which
 relevance is judged and answers are cited. ``search`` returns chunks, best first, with the scores
@@ -52,9 +51,7 @@ class Hit:
 @dataclass
 class RetrievalConfig:
     candidates: int = 30          # per retriever, before fusion
-    rerank_depth: int = 20        # fused candidates that get reranked
-    w_dense: float = 1.0          # weight of the semantic score: max(cos to chunk, cos to its FAQ question)
-    w_lexical: float = 0.08
+    rerank_depth: int = 30        # fused candidates that get reranked
 
 
 class DocStore:
@@ -93,33 +90,53 @@ class DocStore:
 
 
 class HybridSearcher:
-    def __init__(self, store, lexical: LexicalIndex, docstore: DocStore, embed_query, config: RetrievalConfig | None = None):
-        """``store`` is the :class:`KnowledgeStore` (Chroma); ``embed_query(text) -> np.ndarray``."""
+    def __init__(self, store, lexical: LexicalIndex, docstore: DocStore, embed_query, config: RetrievalConfig | None = None,
+                 ranker=None):
+        """``store`` is the :class:`KnowledgeStore` (Chroma); ``embed_query(text) -> np.ndarray``;
+        ``ranker`` a trained :class:`~assistant.knowledge.ranker.KnowledgeRanker` (``hybrid_rerank``)."""
         self.store = store
         self.lexical = lexical
         self.docstore = docstore
         self.embed_query = embed_query
         self.config = config or RetrievalConfig()
+        self.ranker = ranker
+        self._stats = None
+        self._tokens: dict[str, tuple[set[str], set[str]]] = {}
 
     def _vector(self, qvec: np.ndarray, lang: str | None, k: int) -> list[tuple[str, float]]:
         # Chunks not in the chunk store (an ingest interrupted before its index was swapped in) are
         # skipped: the previous state stays usable.
         return [(i, s) for i, s in self.store.search(qvec.tolist(), lang, k) if i in self.docstore.row]
 
-    def search(self, query: str, lang: str | None, mode: Mode = "hybrid_rerank", k: int = 10) -> list[Hit]:
+    def search(self, query: str, lang: str | None, mode: Mode = "hybrid", k: int = 10) -> list[Hit]:
+        if mode == "hybrid_rerank":
+            return self.rerank(self.candidates(query, lang))[:k]
         cfg = self.config
-        qvec = None
         dense: list[tuple[str, float]] = []
-        lexical: list[tuple[str, float]] = []
         if mode != "bm25":
             qvec = np.asarray(self.embed_query(query), dtype=np.float32)
             dense = self._vector(qvec, lang, cfg.candidates)
-        if mode != "vector":
-            lexical = self.lexical.search(query, cfg.candidates, group=lang)
         if mode == "vector":
             return [self._hit(i, s, dense=s) for i, s in dense[:k]]
+        lexical = self.lexical.search(query, cfg.candidates, group=lang)
         if mode == "bm25":
             return [self._hit(i, s, lexical=s) for i, s in lexical[:k]]
+        return self._fused(qvec, dense, lexical)[:k]
+
+    def search_judged(self, query: str, lang: str | None, mode: Mode = "hybrid", k: int = 10) -> tuple[list[Hit], float | None]:
+        """``search`` plus the trained answerability of the query (``None`` without a ranker): one
+        retrieval serves both."""
+        if self.ranker is None:
+            return self.search(query, lang, mode, k), None
+        cands = self.candidates(query, lang)
+        p = self.answerability(cands)
+        if mode == "hybrid_rerank":
+            return self.rerank(cands)[:k], p
+        if mode == "hybrid":
+            return cands.hits[:k], p
+        return self.search(query, lang, mode, k), p
+
+    def _fused(self, qvec: np.ndarray, dense: list, lexical: list) -> list[Hit]:
         fused: dict[str, float] = {}
         for ranking in (dense, lexical):
             for rank, (i, _) in enumerate(ranking):
@@ -127,13 +144,63 @@ class HybridSearcher:
         order = sorted(fused, key=fused.get, reverse=True)
         lex_s = dict(lexical)
         max_lex = max(lex_s.values(), default=0.0) or 1.0
-        if mode == "hybrid":
-            return [self._scored(i, fused[i], qvec, lex_s, max_lex) for i in order[:k]]
-        hits = [self._scored(i, 0.0, qvec, lex_s, max_lex) for i in order[: cfg.rerank_depth]]
-        for h in hits:
-            h.score = cfg.w_dense * h.features["semantic"] + cfg.w_lexical * h.features["lexical_norm"]
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:k]
+        return [self._scored(i, fused[i], qvec, lex_s, max_lex) for i in order]
+
+    # -- the learned reranker --------------------------------------------------------
+    def candidates(self, query: str, lang: str | None):
+        """The fused candidates of ``query`` with the reranker's features (:class:`Candidates`)."""
+        from assistant.knowledge.ranker import candidate_features
+
+        cfg = self.config
+        qvec = np.asarray(self.embed_query(query), dtype=np.float32)
+        dense = self._vector(qvec, lang, cfg.candidates)
+        lexical = self.lexical.search(query, cfg.candidates, group=lang)
+        hits = self._fused(qvec, dense, lexical)[: cfg.rerank_depth]
+        terms = list(dict.fromkeys(self.lexical.tokenizer(query)))
+        return candidate_features(hits, {i: r for r, (i, _) in enumerate(dense)},
+                                  {i: r for r, (i, _) in enumerate(lexical)}, terms, self.term_stats(), self._terms_of, lang)
+
+    def term_stats(self):
+        from assistant.knowledge.ranker import TermStats
+
+        if self._stats is None:
+            self._stats = TermStats.from_lexical(self.lexical)
+        return self._stats
+
+    def _terms_of(self, hit: Hit) -> tuple[set[str], set[str]]:
+        got = self._tokens.get(hit.id)
+        if got is None:
+            md = hit.doc.metadata
+            tok = self.lexical.tokenizer
+            got = (set(tok(hit.doc.page_content)), set(tok(f"{md.get('title', '')} {md.get('heading', '')}")))
+            if len(self._tokens) > 50_000:
+                self._tokens.clear()
+            self._tokens[hit.id] = got
+        return got
+
+    def rerank(self, cands, model=None) -> list[Hit]:
+        """Candidates ordered by the reranker (``model``, default the loaded one); ``score`` is its probability."""
+        model = model or self._require_ranker().rerank
+        if not cands.hits:
+            return []
+        for h, p in zip(cands.hits, model.proba(cands.X)):
+            h.score = float(p)
+        return sorted(cands.hits, key=lambda h: h.score, reverse=True)
+
+    def answerability(self, cands, ranker=None) -> float:
+        """Probability that the knowledge base answers the question behind ``cands``."""
+        from assistant.knowledge.ranker import answer_features
+
+        ranker = ranker or self._require_ranker()
+        if not cands.hits:
+            return 0.0
+        scores = ranker.rerank.proba(cands.X)
+        return float(ranker.answerable.proba(answer_features(cands, scores, self.term_stats()))[0])
+
+    def _require_ranker(self):
+        if self.ranker is None:
+            raise RuntimeError("no trained knowledge ranker: run `assistant train-kb-ranker` (or use mode 'hybrid')")
+        return self.ranker
 
     def _scored(self, i: str, score: float, qvec: np.ndarray, lex_s: dict, max_lex: float) -> Hit:
         """A hit with the features the reranker and the refusal use: cosine to the chunk, cosine to the
@@ -157,7 +224,7 @@ def index_dir(settings) -> Path:
     return Path(settings.chroma_dir) / f"{settings.collection_name}-index"
 
 
-def load_searcher(settings, embeddings=None) -> HybridSearcher:
+def load_searcher(settings, embeddings=None, with_ranker: bool = True) -> HybridSearcher:
     from assistant.knowledge.store import make_embeddings, open_store
 
     embeddings = embeddings or make_embeddings(settings)
@@ -168,4 +235,19 @@ def load_searcher(settings, embeddings=None) -> HybridSearcher:
     lexical = LexicalIndex.load(directory / "lexical", tokenizer)
     docstore = DocStore.load(directory)
     store = open_store(settings, embeddings)
-    return HybridSearcher(store, lexical, docstore, lambda q: np.asarray(embeddings.embed_query(q)))
+    return HybridSearcher(store, lexical, docstore, lambda q: np.asarray(embeddings.embed_query(q)),
+                          ranker=load_ranker(settings) if with_ranker else None)
+
+
+def load_ranker(settings):
+    """The trained ranker, or ``None`` (with a warning) when ``train-kb-ranker`` has not run."""
+    import logging
+
+    from assistant.knowledge.ranker import KnowledgeRanker
+
+    path = settings.kb_ranker_file
+    if not path.is_file():
+        logging.getLogger(__name__).warning(
+            "no knowledge ranker at %s: refusing by similarity only; run `assistant train-kb-ranker`", path)
+        return None
+    return KnowledgeRanker.load(path)

@@ -156,9 +156,12 @@ def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None
 
 
 def _digest(ids) -> str:
+    """What the index was built from: the chunk ids and the tokenisation rules."""
     import hashlib
 
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    from assistant.knowledge.lexical import TOKENIZER_VERSION
+
+    return hashlib.sha256(("\n".join(sorted(ids)) + f"\ntokenizer={TOKENIZER_VERSION}").encode()).hexdigest()
 
 
 def index_is_current(settings: Settings, ids) -> bool:

@@ -1,0 +1,175 @@
+"""A learned reranker and a learned answerability test for knowledge retrieval.
+
+Both are logistic regressions over a few interpretable features, trained on labelled questions
+(``evals/knowledge/questions.yml``: answerable ones with their supporting units, unanswerable ones):
+
+* **rerank** scores each fused (RRF) candidate chunk: cosine to the chunk and to its FAQ question,
+  the two retrievers' ranks, normalised BM25, and how much of the question's *rare* vocabulary
+  (IDF-weighted query terms) the chunk and its heading contain;
+* **answerable** scores the question given its reranked candidates: the best rerank score, the best
+  cosine, the share of the question's IDF mass found in the best chunks, and the IDF mass of terms
+  the knowledge base has never seen ("WebDAV", "比特币"). Below its threshold the chain refuses.
+
+The threshold is picked on the training questions for a target false-refusal rate. ``eval-kb``
+reports both by grouped k-fold cross-validation (paraphrases of one question stay in one fold), so
+no question is scored by a model that saw it; ``train-kb-ranker`` fits the shipped model on all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RERANK_FEATURES = ("semantic", "dense", "faq_question", "has_faq_question", "lexical_norm", "dense_rank", "lexical_rank",
+                   "semantic_gap", "coverage", "heading_coverage", "is_faq")
+ANSWER_FEATURES = ("rerank_top", "rerank_margin", "semantic_top", "faq_question_top", "coverage_top", "coverage_best3",
+                   "unknown_idf", "uncovered_idf_max", "content_terms", "is_zh")
+ABSENT_RANK = 30
+
+
+class TermStats:
+    """Inverse document frequencies of the knowledge base's search terms (from the BM25 index)."""
+
+    def __init__(self, df: dict[str, int], n_docs: int):
+        self.df = df
+        self.n = max(n_docs, 1)
+        self.unknown = self.idf_of(0)
+
+    @classmethod
+    def from_lexical(cls, lexical) -> "TermStats":
+        bm = lexical._bm25
+        indptr = np.asarray(bm.scores["indptr"])
+        counts = np.diff(indptr)
+        df = {t: int(counts[i]) for t, i in bm.vocab_dict.items() if i < len(counts)}
+        return cls(df, int(bm.scores.get("num_docs", len(lexical.ids))))
+
+    def idf_of(self, df: int) -> float:
+        return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
+
+    def idf(self, term: str) -> float:
+        return self.idf_of(self.df.get(term, 0))
+
+    def known(self, term: str) -> bool:
+        return self.df.get(term, 0) > 0
+
+
+def _coverage(terms: list[str], weights: list[float], have: set[str]) -> float:
+    total = sum(weights)
+    return sum(w for t, w in zip(terms, weights) if t in have) / total if total else 0.0
+
+
+@dataclass
+class Candidates:
+    """One question's fused candidates with their feature rows (rerank) and the question's terms."""
+
+    hits: list
+    X: np.ndarray
+    terms: list[str]
+    weights: list[float]
+    term_sets: list[set[str]]
+    lang: str | None = None
+
+
+def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[str], stats: TermStats,
+                       tokens_of, lang: str | None = None) -> Candidates:
+    """Feature rows for fused candidates; ``tokens_of(hit) -> (chunk terms, heading terms)``."""
+    weights = [stats.idf(t) for t in terms]
+    best_sem = max((h.features["semantic"] for h in hits), default=0.0)
+    rows, sets = [], []
+    for h in hits:
+        body, head = tokens_of(h)
+        sets.append(body | head)
+        faq_q = h.faq_question
+        rows.append([
+            h.features["semantic"], h.dense or 0.0, faq_q or 0.0, float(faq_q is not None), h.features["lexical_norm"],
+            1.0 / (1 + dense_rank.get(h.id, ABSENT_RANK)), 1.0 / (1 + lexical_rank.get(h.id, ABSENT_RANK)),
+            best_sem - h.features["semantic"], _coverage(terms, weights, body | head), _coverage(terms, weights, head),
+            float(h.doc.metadata.get("kind") == "faq"),
+        ])
+    X = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RERANK_FEATURES))
+    return Candidates(hits, X, terms, weights, sets, lang)
+
+
+def answer_features(c: Candidates, rerank_scores: np.ndarray, stats: TermStats) -> np.ndarray:
+    """The question-level row for the answerability model (``rerank_scores`` aligned with ``c.hits``)."""
+    if not c.hits:
+        return np.zeros(len(ANSWER_FEATURES))
+    order = np.argsort(-rerank_scores)
+    top = order[0]
+    margin = float(rerank_scores[top] - rerank_scores[order[1]]) if len(order) > 1 else 1.0
+    best3 = set().union(*(c.term_sets[i] for i in order[:3]))
+    unknown = sum(w for t, w in zip(c.terms, c.weights) if not stats.known(t))
+    uncovered = [w for t, w in zip(c.terms, c.weights) if t not in best3]
+    col = {n: i for i, n in enumerate(RERANK_FEATURES)}
+    return np.array([
+        rerank_scores[top], margin, c.X[:, col["semantic"]].max(), c.X[:, col["faq_question"]].max(),
+        c.X[top, col["coverage"]], _coverage(c.terms, c.weights, best3),
+        unknown / stats.unknown, max(uncovered, default=0.0) / stats.unknown, math.log1p(len(c.terms)),
+        float(c.lang == "zh"),
+    ])
+
+
+@dataclass
+class Linear:
+    """A standardised logistic regression, stored as plain numbers (no pickle)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def logit(self, X: np.ndarray) -> np.ndarray:
+        return ((np.atleast_2d(X) - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(X)))
+
+    @classmethod
+    def fit(cls, features: tuple[str, ...], X: np.ndarray, y: np.ndarray, C: float = 1.0,
+            sample_weight: np.ndarray | None = None) -> "Linear":
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = X.mean(0), X.std(0)
+        scale[scale < 1e-9] = 1.0
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+        lr.fit((X - mean) / scale, y, sample_weight=sample_weight)
+        return cls(features, mean, scale, lr.coef_[0].copy(), float(lr.intercept_[0]))
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Linear":
+        return cls(tuple(d["features"]), np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]),
+                   float(d["intercept"]))
+
+
+@dataclass
+class KnowledgeRanker:
+    rerank: Linear
+    answerable: Linear
+    threshold: float              # answerable probability below which the chain refuses
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"rerank": self.rerank.to_json(), "answerable": self.answerable.to_json(),
+                                   "threshold": self.threshold, "meta": self.meta}, ensure_ascii=False, indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "KnowledgeRanker":
+        d = json.loads(Path(path).read_text())
+        for part in ("rerank", "answerable"):
+            expected = RERANK_FEATURES if part == "rerank" else ANSWER_FEATURES
+            if tuple(d[part]["features"]) != expected:
+                raise ValueError(f"{path} was trained with other features: run `assistant train-kb-ranker`")
+        return cls(Linear.from_json(d["rerank"]), Linear.from_json(d["answerable"]), float(d["threshold"]),
+                   d.get("meta", {}))
