@@ -87,28 +87,9 @@ def cmd_ingest(settings: Settings, args) -> int:
 def cmd_eval_kb(settings: Settings, args) -> int:
     from pathlib import Path
 
-    from assistant.knowledge.answer import make_answerer
-    from assistant.knowledge.evaluate import (evaluate_answers, evaluate_retrieval, load_eval_set, markdown_report,
-                                              refusal_metrics, write_reports)
-    from assistant.knowledge.ranker_training import FOLDS, collect, cross_validate
+    from assistant.knowledge.evaluate import markdown_report, run_evaluation, write_reports
 
-    answerable, unanswerable = load_eval_set(Path(args.questions))
-    answerer = make_answerer(settings)
-    searcher = answerer.searcher
-    # the reranker and the answerability test, scored by 5-fold cross-validation: every question
-    # is judged by a model trained without it (and without its paraphrases)
-    examples = collect(searcher, answerable, unanswerable, progress=not args.quiet)
-    cv = cross_validate(examples, searcher.term_stats())
-    refused = {e.question.id for e in examples if cv.refused[e.question.id]}
-    result = {"questions": len(answerable), "unanswerable": len(unanswerable),
-              "settings": {"encoder": settings.encoder_model, "generator": settings.kb_generator,
-                           "retrieval_mode": settings.kb_retrieval_mode,
-                           "ranker": str(settings.kb_ranker_file) if searcher.ranker else None},
-              "retrieval": evaluate_retrieval(searcher, answerable, progress=not args.quiet, reranked=cv.rankings),
-              "refusal_cv": {**refusal_metrics({q.id for q in unanswerable} & refused,
-                                               {q.id for q in answerable} & refused, answerable, unanswerable),
-                             "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds]},
-              **evaluate_answers(answerer, answerable, unanswerable)}
+    result = run_evaluation(settings, Path(args.questions), progress=not args.quiet)
     paths = write_reports(result, Path(args.out))
     print(markdown_report(result))
     print("reports: " + ", ".join(str(p) for p in paths))

@@ -54,7 +54,10 @@ def synthetic_corpus(sentences: dict[str, list[str]], n: int, rng: random.Random
     return docs
 
 
-def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: int, rng: random.Random) -> dict:
+def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: int, rng: random.Random,
+               ranker=None) -> dict:
+    """Latency per mode at ``n`` chunks; with a trained ``ranker`` also ``hybrid_rerank`` as the chain
+    runs it (candidates, rerank and the answerability test)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"kbscale-{n}-"))
     try:
         s = Settings(_env_file=None, var_dir=tmp, chroma_dir=tmp / "chroma", chroma_collection=f"scale{n}")
@@ -71,14 +74,17 @@ def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: in
         lexical.build([d.id for d in docs], [d.page_content for d in docs], [d.metadata["lang"] for d in docs])
         build_s = time.perf_counter() - started
         searcher = HybridSearcher(store, lexical, DocStore([d.id for d in docs], docs, vecs, {}),
-                                  lambda q: np.asarray(embeddings.embed_query(q)))
-        timings = {m: [] for m in ("vector", "bm25", "hybrid")}
+                                  lambda q: np.asarray(embeddings.embed_query(q)), ranker=ranker)
+        timings = {m: [] for m in ("vector", "bm25", "hybrid") + (("hybrid_rerank",) if ranker else ())}
         for q in questions[:10]:  # warm-up
             searcher.search(q.question, q.lang, "hybrid")
         for q in questions:
             for mode in timings:
                 t0 = time.perf_counter()
-                searcher.search(q.question, q.lang, mode, k=10)
+                if mode == "hybrid_rerank":
+                    searcher.search_judged(q.question, q.lang, mode, k=10)
+                else:
+                    searcher.search(q.question, q.lang, mode, k=10)
                 timings[mode].append(time.perf_counter() - t0)
         base_p50 = summary_ms(timings["vector"])["p50_ms"]
         rows = []

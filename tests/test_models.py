@@ -48,3 +48,30 @@ def test_bad_model_files_are_reported(tmp_path, settings):
         resolve_encoder(settings, str(tmp_path))
     with pytest.raises(ModelNotFound, match="not installed"):
         resolve_encoder(settings, "package:no-such-model-package")
+
+
+def test_the_onnx_runtime_encoder_gives_the_same_vectors(encoder, settings, tmp_path):
+    from assistant.models.onnx_encoder import OnnxSentenceEncoder
+
+    texts = ["退款一般多久能到账？", "How do I export all my files?", "专业版 Pro 每月 ¥30，含 1 TB 空间。" * 20, "hi"]
+    onnx = OnnxSentenceEncoder(resolve_encoder(settings), tmp_path / "onnx")
+    exported = sorted((tmp_path / "onnx").glob("encoder-*.onnx"))
+    assert len(exported) == 1 and not list((tmp_path / "onnx").glob("*.tmp.onnx"))
+    for prefix in ("query: ", "passage: "):
+        a, b = encoder.embed(texts, prefix), onnx.embed(texts, prefix)
+        assert a.shape == b.shape and np.min(np.sum(a * b, axis=1)) > 0.9999
+    mtime = exported[0].stat().st_mtime_ns
+    OnnxSentenceEncoder(resolve_encoder(settings), tmp_path / "onnx")   # the export is reused
+    assert exported[0].stat().st_mtime_ns == mtime
+    assert onnx.embed([], "query: ").shape == (0, onnx.dim)
+
+
+def test_the_knowledge_base_uses_the_configured_encoder_runtime(settings):
+    from assistant.knowledge.store import make_embeddings
+    from assistant.models.onnx_encoder import OnnxSentenceEncoder
+
+    assert isinstance(make_embeddings(settings).encoder, OnnxSentenceEncoder)   # the default
+    assert isinstance(make_embeddings(settings.model_copy(update={"kb_encoder_runtime": "torch"})).encoder,
+                      SentenceEncoder)
+    with pytest.raises(ValueError, match="kb_encoder_runtime"):
+        type(settings)(_env_file=None, kb_encoder_runtime="tensorrt")

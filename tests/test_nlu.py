@@ -215,20 +215,21 @@ def test_health_and_metrics(http):
 
 # ------------------------------------------------------------------ runtimes
 def test_onnx_runtimes_agree_with_torch(settings, parser):
-    """The service's default runtime (ONNX, int8) and fp32 ONNX classify like the PyTorch model
+    """The service's default runtime (ONNX fp32) and the int8 option classify like the PyTorch model
     they were exported from (every training example; unseen phrasings too)."""
     from assistant.models.registry import resolve_encoder
     from assistant.nlu.classifier import IntentClassifier
     from assistant.nlu.onnx_runtime import load_onnx_classifier
 
-    assert settings.nlu_runtime == "onnx-int8" and parser.classifier.runtime == "onnx-int8"
+    assert settings.nlu_runtime == "onnx" and parser.classifier.runtime == "onnx"
     path_for = lambda spec: resolve_encoder(settings, spec)  # noqa: E731
     torch_clf = IntentClassifier.load(settings.nlu_model_dir, path_for)
-    fp32 = load_onnx_classifier(settings.nlu_model_dir, path_for, int8=False)
+    fp32 = parser.classifier
+    int8 = load_onnx_classifier(settings.nlu_model_dir, path_for, int8=True)
     texts = [e.text for e in load_nlu_data(settings.nlu_data_dir).examples]
     texts += ["我下的单到哪了", "can you tell me where my parcel is", "发票能开专票吗", "wie geht's 🙂"]
     reference = torch_clf.predict_proba(texts)
-    for clf, min_agree in ((fp32, 1.0), (parser.classifier, 0.98)):
+    for clf, min_agree in ((fp32, 1.0), (int8, 0.98)):
         got = clf.predict_proba(texts)
         agree = float((got.argmax(1) == reference.argmax(1)).mean())
         assert agree >= min_agree, (clf.runtime, agree)
@@ -236,4 +237,4 @@ def test_onnx_runtimes_agree_with_torch(settings, parser):
 
 
 def test_health_names_the_runtime(http):
-    assert http.get("/health").json()["runtime"] == "onnx-int8"
+    assert http.get("/health").json()["runtime"] == "onnx"

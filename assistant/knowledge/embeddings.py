@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
 
-from assistant.models.encoder import SentenceEncoder
-
 
 class EncoderEmbeddings(Embeddings):
-    def __init__(self, encoder: SentenceEncoder, query_prefix: str = "query: ", passage_prefix: str = "passage: "):
+    """``encoder``: a :class:`~assistant.models.encoder.SentenceEncoder` or its ONNX Runtime twin
+    (:class:`~assistant.models.onnx_encoder.OnnxSentenceEncoder`): anything with ``embed(texts, prefix)``."""
+
+    def __init__(self, encoder, query_prefix: str = "query: ", passage_prefix: str = "passage: "):
         self.encoder = encoder
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix

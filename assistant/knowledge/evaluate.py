@@ -141,6 +141,30 @@ def evaluate_answers(answerer, answerable: list[EvalQuestion], unanswerable: lis
     }
 
 
+def run_evaluation(settings, questions: Path, progress: bool = True) -> dict:
+    """Everything ``eval-kb`` reports. The trained reranker and answerability test are scored by
+    grouped k-fold cross-validation: every question is judged by a model trained without it (and
+    without its paraphrases); the chain as shipped is scored too (in-sample for its ranker)."""
+    from assistant.knowledge.answer import make_answerer
+    from assistant.knowledge.ranker_training import FOLDS, collect, cross_validate
+
+    answerable, unanswerable = load_eval_set(questions)
+    answerer = make_answerer(settings)
+    searcher = answerer.searcher
+    examples = collect(searcher, answerable, unanswerable, progress=progress)
+    cv = cross_validate(examples, searcher.term_stats())
+    refused = {e.question.id for e in examples if cv.refused[e.question.id]}
+    return {"questions": len(answerable), "unanswerable": len(unanswerable),
+            "settings": {"encoder": settings.encoder_model, "generator": settings.kb_generator,
+                         "retrieval_mode": settings.kb_retrieval_mode,
+                         "ranker": str(settings.kb_ranker_file) if searcher.ranker else None},
+            "retrieval": evaluate_retrieval(searcher, answerable, progress=progress, reranked=cv.rankings),
+            "refusal_cv": {**refusal_metrics({q.id for q in unanswerable} & refused,
+                                             {q.id for q in answerable} & refused, answerable, unanswerable),
+                           "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds]},
+            **evaluate_answers(answerer, answerable, unanswerable)}
+
+
 def refusal_metrics(refused_un: set, refused_ans: set, answerable: list[EvalQuestion],
                     unanswerable: list[EvalQuestion]) -> dict:
     tp, fp = len(refused_un), len(refused_ans)

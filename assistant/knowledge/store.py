@@ -25,7 +25,13 @@ def make_embeddings(settings: Settings) -> Embeddings:
     from assistant.models.encoder import SentenceEncoder
     from assistant.models.registry import resolve_encoder
 
-    encoder = SentenceEncoder(resolve_encoder(settings), int8=settings.kb_encoder_int8)
+    if settings.kb_encoder_runtime == "onnx" and not settings.kb_encoder_int8:
+        from assistant.models.onnx_encoder import OnnxSentenceEncoder
+
+        encoder = OnnxSentenceEncoder(resolve_encoder(settings), settings.encoder_cache_dir / "onnx",
+                                      threads=settings.torch_threads)
+    else:
+        encoder = SentenceEncoder(resolve_encoder(settings), int8=settings.kb_encoder_int8)
     return EncoderEmbeddings(encoder, settings.query_prefix, settings.passage_prefix)
 
 

@@ -53,7 +53,12 @@ def sliced(texts: list[str], y_true: list[str], y_pred: list[str]) -> dict:
 
 def apply_threshold(labels: list[str], probs: np.ndarray, threshold: float) -> list[str]:
     top = probs.argmax(1)
-    return [labels[i] if probs[n, i] >= threshold else OOS for n, i in enumerate(top)]
+    return thresholded([labels[i] for i in top], probs[np.arange(len(top)), top], threshold)
+
+
+def thresholded(top_labels: list[str], confidences, threshold: float) -> list[str]:
+    """Each top prediction, or OOS where its confidence is below the threshold."""
+    return [label if c >= threshold else OOS for label, c in zip(top_labels, confidences)]
 
 
 def oos_metrics(y_true: list[str], y_pred: list[str]) -> dict:
@@ -68,11 +73,17 @@ def oos_metrics(y_true: list[str], y_pred: list[str]) -> dict:
 
 
 def choose_threshold(labels: list[str], probs: np.ndarray, y_true: list[str]) -> float:
+    top = probs.argmax(1)
+    return choose_threshold_top1([labels[i] for i in top], probs[np.arange(len(top)), top], y_true)
+
+
+def choose_threshold_top1(top_labels: list[str], confidences, y_true: list[str]) -> float:
     """The confidence threshold that maximises accuracy on the validation split, counting OOS as a
-    class when the split has OOS examples (otherwise the highest that loses no accuracy)."""
+    class when the split has OOS examples (otherwise the highest that loses no accuracy). Works on
+    any classifier's top prediction and confidence (DIET's too)."""
     best, best_acc = 0.0, -1.0
     for t in np.linspace(0.0, 0.99, 100):
-        pred = apply_threshold(labels, probs, float(t))
+        pred = thresholded(top_labels, confidences, float(t))
         acc = float(np.mean([a == b for a, b in zip(y_true, pred)]))
         if acc > best_acc + 1e-9:
             best, best_acc = float(t), acc
