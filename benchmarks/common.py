@@ -38,6 +38,14 @@ def print_table(title: str, rows: list[dict]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
 
 
+def memory_mb(field: str = "VmRSS") -> float:
+    """This process's memory from /proc: ``VmRSS`` now, ``VmHWM`` its peak so far."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def write_json(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -31,14 +31,7 @@ from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
 from assistant.knowledge.retrieval import DocStore, HybridSearcher
 from assistant.knowledge.store import ingest, make_embeddings, open_store
 from assistant.settings import Settings
-from benchmarks.common import print_table, summary_ms, write_json
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks.common import memory_mb, print_table, summary_ms, write_json
 
 
 def synthetic_corpus(sentences: dict[str, list[str]], n: int, rng: random.Random):
@@ -92,7 +85,7 @@ def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: in
             sm = summary_ms(values)
             rows.append({"chunks": n, "mode": mode, "p50_ms": sm["p50_ms"], "p95_ms": sm["p95_ms"],
                          "x_vector_p50": round(sm["p50_ms"] / base_p50, 2), "index_build_s": round(build_s, 1),
-                         "rss_mb": round(rss_mb())})
+                         "rss_mb": round(memory_mb())})
         return {"rows": rows}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -37,13 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ["nlu_data", "../shared/datasets/HWU64", "../shared/datasets/CLINC150"]
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 # -- the BERT side (a child process of the app environment) --------------------------------------
 def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int) -> None:
     import numpy as np
@@ -91,7 +84,9 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
         t0 = time.perf_counter()
         parser.parse(text)
         latency.append(time.perf_counter() - t0)
-    result.update(latency_s=latency, peak_rss_mb=round(peak_rss_mb(), 1))
+    from benchmarks.common import memory_mb
+
+    result.update(latency_s=latency, peak_rss_mb=round(memory_mb("VmHWM"), 1))
     out.write_text(json.dumps(result), encoding="utf-8")
 
 

@@ -122,3 +122,19 @@ def test_training_without_labelled_questions_says_what_is_missing(tmp_path):
     got = subprocess.run([sys.executable, "-m", "assistant", "train-kb-ranker", "--questions", str(tmp_path / "none.yml")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert got.returncode == 2 and "no labelled questions" in got.stderr
+
+
+def test_retrieval_evaluation_with_cross_validated_rankings_needs_no_trained_ranker(answerer, examples):
+    """eval-kb before train-kb-ranker: the cross-validated rankings are scored, nothing asks the
+    (missing) shipped ranker."""
+    from assistant.knowledge.evaluate import evaluate_retrieval
+    from assistant.knowledge.retrieval import HybridSearcher
+
+    s = answerer.searcher
+    untrained = HybridSearcher(s.store, s.lexical, s.docstore, s.embed_query)
+    questions = [e.question for e in examples if e.answerable][:10]
+    reranked = {e.question.id: list(reversed(e.cands.hits)) for e in examples if e.answerable}
+    got = evaluate_retrieval(untrained, questions, progress=False, reranked=reranked)
+    assert set(got["metrics"]) == {"vector", "bm25", "hybrid", "hybrid_rerank"}
+    assert got["metrics"]["hybrid_rerank"]["all"]["mrr"] < got["metrics"]["hybrid"]["all"]["mrr"]
+    assert "hybrid_rerank" not in evaluate_retrieval(untrained, questions[:2], progress=False)["metrics"]

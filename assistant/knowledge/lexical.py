@@ -104,6 +104,14 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top])]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+    def document_frequencies(self) -> tuple[dict[str, int], int]:
+        """How many chunks hold each indexed term, and how many chunks there are."""
+        if self._bm25 is None:
+            return {}, 0
+        counts = np.diff(np.asarray(self._bm25.scores["indptr"]))   # term columns of the score matrix
+        df = {t: int(counts[i]) for t, i in self._bm25.vocab_dict.items() if i < len(counts)}
+        return df, int(self._bm25.scores.get("num_docs", len(self.ids)))
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._bm25.save(str(directory / "bm25"))

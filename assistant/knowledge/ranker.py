@@ -41,11 +41,7 @@ class TermStats:
 
     @classmethod
     def from_lexical(cls, lexical) -> "TermStats":
-        bm = lexical._bm25
-        indptr = np.asarray(bm.scores["indptr"])
-        counts = np.diff(indptr)
-        df = {t: int(counts[i]) for t, i in bm.vocab_dict.items() if i < len(counts)}
-        return cls(df, int(bm.scores.get("num_docs", len(lexical.ids))))
+        return cls(*lexical.document_frequencies())
 
     def idf_of(self, df: int) -> float:
         return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
