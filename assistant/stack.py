@@ -147,6 +147,10 @@ class Stack:
         except OSError:
             return "(no log)"
 
+    def log_tails(self, lines: int = 15) -> str:
+        """The last lines of every running service's log (for an error message)."""
+        return "\n".join(f"--- {r.log_path}\n{self._tail(r.log_path, lines)}" for r in self.running)
+
     def _wait_healthy(self, r: Running, deadline: float) -> None:
         started = time.monotonic()
         with httpx.Client(timeout=2.0) as client:

@@ -15,15 +15,12 @@ It prints each target beside what was measured and writes ``benchmarks/results/k
 from __future__ import annotations
 
 import argparse
-import random
 
-from assistant.knowledge.documents import load_knowledge_base
-from assistant.knowledge.evaluate import load_eval_set, run_evaluation, write_reports
-from assistant.knowledge.generate import split_sentences
+from assistant.knowledge.evaluate import run_evaluation, write_reports
 from assistant.knowledge.store import make_embeddings
 from assistant.settings import Settings
 from benchmarks.common import print_table, write_json
-from benchmarks.kb_retrieval_scale import bench_ingest, bench_size
+from benchmarks.kb_retrieval_scale import bench_ingest, scale_runs
 
 
 def targets(ev: dict, scale: list[dict], ingest: dict) -> list[dict]:
@@ -65,21 +62,7 @@ def main() -> None:
                   "R@1": m[mode]["all"]["recall@1"], "MRR": m[mode]["all"]["mrr"]} for mode in m])
 
     embeddings = make_embeddings(settings)
-    from assistant.knowledge.retrieval import load_ranker
-
-    ranker = load_ranker(settings)
-    loaded = load_knowledge_base(settings.kb_dir, pii_allow=tuple(settings.kb_pii_allow_domains))
-    sentences = {"zh": [], "en": []}
-    for d in loaded.docs:
-        sentences[d.metadata["lang"]].extend(split_sentences(d.metadata["answer"], d.metadata["lang"]))
-    answerable, _ = load_eval_set(questions)
-    rng = random.Random(7)
-    sample = rng.sample(answerable, k=min(args.queries, len(answerable)))
-    dim = len(embeddings.embed_query("x"))
-    scale = []
-    for n in args.sizes:
-        scale += bench_size(n, settings, embeddings, sentences, sample, dim, rng, ranker=ranker)["rows"]
-    print_table("retrieval latency (query embedding included)", scale)
+    scale, _ = scale_runs(settings, embeddings, args.sizes, args.queries)
     ingest = bench_ingest(settings, embeddings, args.ingest_copies)
     print_table("ingestion (real pipeline)", [ingest])
     rows = targets(ev, scale, ingest)

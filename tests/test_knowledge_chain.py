@@ -124,3 +124,13 @@ def test_an_interrupted_ingest_leaves_the_previous_state_usable(tmp_path, settin
     ingest(s, open_store(s, embeddings))
     hits = load_searcher(s, embeddings).search("When is support open?", "en", "hybrid", k=5)
     assert {h.doc.metadata["answer"] for h in hits} == {"Support is open every day.", "An end-to-end encrypted folder."}
+
+
+def test_the_bm25_index_gives_back_each_chunks_terms(answerer):
+    """The reranker reads a chunk's terms from the index instead of running jieba again: they must be
+    exactly the terms the tokenizer gives for the chunk's text."""
+    s = answerer.searcher
+    tokenize = s.lexical.tokenizer
+    for i in s.docstore.ids:
+        assert s.lexical.terms_of(i) == set(tokenize(s.docstore.docs[i].page_content)), i
+    assert s.lexical.terms_of("no-such-chunk") == set()

@@ -39,6 +39,17 @@ def test_embeddings_match_across_languages(encoder):
     assert sims[0, 0] > sims[0, 1] and sims[1, 0] > sims[1, 1]
 
 
+def test_length_sorted_batches_keep_the_input_order(encoder):
+    texts = ["退款", "How do I export all my files to another cloud drive?" * 3, "hi", "专业版 Pro 每月多少钱？"]
+    alone = np.concatenate([encoder.embed([t], "passage: ") for t in texts])
+    saved, encoder.batch_size = encoder.batch_size, 2
+    try:
+        together = encoder.embed(texts, "passage: ")
+    finally:
+        encoder.batch_size = saved
+    assert np.min(np.sum(alone * together, axis=1)) > 0.9999
+
+
 def test_bad_model_files_are_reported(tmp_path, settings):
     bogus = tmp_path / "x.bin"
     bogus.write_bytes(b"NOPE" + b"\0" * 100)

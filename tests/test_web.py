@@ -51,7 +51,7 @@ def web(tmp_path_factory, settings):
     stack = Stack(s, service_specs(s, include_web=True))
     stack.start(echo=print)
     try:
-        yield s
+        yield stack
     finally:
         stack.stop()
         os.environ.pop("ASSISTANT_TEST_GENERATOR_DELAY_S", None)
@@ -79,13 +79,14 @@ def chat_text(driver) -> str:
     return driver.find_element(By.ID, "chat").text
 
 
-def wait_for(driver, predicate, timeout_s: float = 20.0, what: str = ""):
+def wait_for(driver, predicate, timeout_s: float = 20.0, what: str = "", stack: Stack | None = None):
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():
             return
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; the chat shows:\n{chat_text(driver)[-1500:]}")
+    logs = f"\nthe services' logs:\n{stack.log_tails()}" if stack is not None else ""
+    raise AssertionError(f"timed out waiting for {what}; the chat shows:\n{chat_text(driver)[-1500:]}{logs}")
 
 
 def send(driver, text: str) -> None:
@@ -100,13 +101,17 @@ def send(driver, text: str) -> None:
 def test_the_web_page_in_a_real_browser(web, browser):
     from selenium.webdriver.common.by import By
 
-    browser.get(web.web_url + "/")
-    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#message textarea"), what="the page")
+    settings = web.settings
+    browser.get(settings.web_url + "/")
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#message textarea"), what="the page", stack=web)
     assert "CloudMax 智能客服" in browser.find_element(By.ID, "title").text
 
     # Chinese: a curated FAQ answer at once, with its source as a link that opens the cited file
+    # (the first turn of a fresh stack warms every service's models: it may take a while on a busy machine)
+    started = time.monotonic()
     send(browser, "怎么申请退款")
-    wait_for(browser, lambda: "来源" in chat_text(browser), what="the Chinese answer")
+    wait_for(browser, lambda: "来源" in chat_text(browser), timeout_s=60, what="the Chinese answer", stack=web)
+    print(f"first answer in the browser after {time.monotonic() - started:.1f} s")
     assert "14 天" in chat_text(browser)
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#chat a")]
     kb_links = [h for h in links if "/kb/" in (h or "")]
@@ -116,17 +121,17 @@ def test_the_web_page_in_a_real_browser(web, browser):
 
     # English, answered by the (slow) generator: "looking that up" now, the answer a moment later
     send(browser, "which compliance certifications do you have")
-    wait_for(browser, lambda: "look that up" in chat_text(browser), what="the pending reply")
-    wait_for(browser, lambda: "Sources:" in chat_text(browser), timeout_s=30, what="the late answer")
+    wait_for(browser, lambda: "look that up" in chat_text(browser), what="the pending reply", stack=web)
+    wait_for(browser, lambda: "Sources:" in chat_text(browser), timeout_s=30, what="the late answer", stack=web)
     assert "ISO/IEC 27001" in chat_text(browser)
     assert chat_text(browser).count("ISO/IEC 27001") == 1
 
     # a refused question offers a Rasa button; clicking it hands over to a person
     send(browser, "Are you HIPAA compliant? We're a clinic.")
-    wait_for(browser, lambda: "Talk to a human" in chat_text(browser), what="the button")
+    wait_for(browser, lambda: "Talk to a human" in chat_text(browser), what="the button", stack=web)
     button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "#chat button") if b.text == "Talk to a human")
     button.click()
-    wait_for(browser, lambda: "ticket #" in chat_text(browser), what="the handoff")
+    wait_for(browser, lambda: "ticket #" in chat_text(browser), what="the handoff", stack=web)
     assert "/request_human" not in chat_text(browser)  # the page shows the button's label, not its payload
 
     # 👎 on the late answer: stored with the conversation id and the answer id
@@ -135,15 +140,15 @@ def test_the_web_page_in_a_real_browser(web, browser):
     dislikes = browser.find_elements(By.CSS_SELECTOR, "#chat button[aria-label='Dislike']")
     assert len(dislikes) >= 3
     dislikes[1].click()
-    wait_for(browser, lambda: "感谢反馈" in browser.find_element(By.ID, "feedback-status").text, what="feedback")
-    rows = Repository.from_url(web.effective_database_url).feedback_for()  # the page's id is not visible here
+    wait_for(browser, lambda: "感谢反馈" in browser.find_element(By.ID, "feedback-status").text, what="feedback", stack=web)
+    rows = Repository.from_url(settings.effective_database_url).feedback_for()  # the page's id is not visible here
     assert len(rows) == 1 and rows[0]["rating"] == -1 and rows[0]["channel"] == "web"
     assert rows[0]["sender_id"].startswith("web-") and "ISO/IEC 27001" in rows[0]["answer_text"]
     assert len(rows[0]["answer_id"]) == 32  # the answer's key from the worker, not a position
 
     # the language switch
     browser.find_element(By.XPATH, "//label[contains(., 'English')]").click()
-    wait_for(browser, lambda: "CloudMax assistant" in browser.find_element(By.ID, "title").text, what="English UI")
+    wait_for(browser, lambda: "CloudMax assistant" in browser.find_element(By.ID, "title").text, what="English UI", stack=web)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "web-demo.png"))

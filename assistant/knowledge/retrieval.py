@@ -101,7 +101,7 @@ class HybridSearcher:
         self.config = config or RetrievalConfig()
         self.ranker = ranker
         self._stats = None
-        self._tokens: dict[str, tuple[set[str], set[str]]] = {}
+        self._heading_terms: dict[str, set[str]] = {}
 
     def _vector(self, qvec: np.ndarray, lang: str | None, k: int) -> list[tuple[str, float]]:
         # Chunks not in the chunk store (an ingest interrupted before its index was swapped in) are
@@ -168,15 +168,16 @@ class HybridSearcher:
         return self._stats
 
     def _terms_of(self, hit: Hit) -> tuple[set[str], set[str]]:
-        got = self._tokens.get(hit.id)
-        if got is None:
-            md = hit.doc.metadata
-            tok = self.lexical.tokenizer
-            got = (set(tok(hit.doc.page_content)), set(tok(f"{md.get('title', '')} {md.get('heading', '')}")))
-            if len(self._tokens) > 50_000:
-                self._tokens.clear()
-            self._tokens[hit.id] = got
-        return got
+        """(terms of the chunk, terms of its title and heading): the chunk's from the BM25 index, the
+        heading's tokenised once per distinct heading."""
+        md = hit.doc.metadata
+        heading = f"{md.get('title', '')} {md.get('heading', '')}"
+        head = self._heading_terms.get(heading)
+        if head is None:
+            if len(self._heading_terms) > 50_000:
+                self._heading_terms.clear()
+            head = self._heading_terms[heading] = set(self.lexical.tokenizer(heading))
+        return self.lexical.terms_of(hit.id), head
 
     def rerank(self, cands, model=None) -> list[Hit]:
         """Candidates ordered by the reranker (``model``, default the loaded one); ``score`` is its probability."""

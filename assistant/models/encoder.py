@@ -25,6 +25,21 @@ def load_backbone(path: str):
     return tokenizer, model
 
 
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Indices of ``texts`` in batches of similar length, longest first: a batch is padded to its
+    longest text, so grouping by length spares the encoder most of the padding of mixed batches."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def embed_in_batches(texts: Sequence[str], batch_size: int, embed_batch, dim: int) -> np.ndarray:
+    """``embed_batch(list of texts) -> (n, dim) array`` over length-sorted batches, rows in input order."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for idx in length_sorted_batches(texts, batch_size):
+        out[idx] = embed_batch([texts[i] for i in idx])
+    return out
+
+
 def mean_pool(hidden, attention_mask):
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -54,16 +69,12 @@ class SentenceEncoder:
 
     def embed(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
         torch = self._torch
-        out = []
+
+        def batch(part: list[str]) -> np.ndarray:
+            enc = self.tokenizer([prefix + t for t in part], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+            hidden = self.model(**enc).last_hidden_state
+            return torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1).numpy()
+
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                batch = [prefix + t for t in texts[i : i + self.batch_size]]
-                enc = self.tokenizer(
-                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-                )
-                hidden = self.model(**enc).last_hidden_state
-                vec = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
-                out.append(vec.numpy())
-        if not out:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+            return embed_in_batches(texts, self.batch_size, batch, self.dim)

@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from assistant.models.encoder import embed_in_batches
+
 log = logging.getLogger(__name__)
 OPSET = 17
 
@@ -92,15 +94,13 @@ class OnnxSentenceEncoder:
         return self._dim
 
     def embed(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = [prefix + t for t in texts[i : i + self.batch_size]]
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+        def batch(part: list[str]) -> np.ndarray:
+            enc = self.tokenizer([prefix + t for t in part], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="np")
             mask = enc["attention_mask"].astype(np.int64)
             (hidden,) = self.session.run(None, {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": mask})
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
-            out.append(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None))
-        if not out:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+            return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+        return embed_in_batches(texts, self.batch_size, batch, self.dim)
