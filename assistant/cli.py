@@ -19,7 +19,8 @@ def _fingerprint(settings: Settings) -> str:
     h = hashlib.sha256()
     for path in sorted(settings.nlu_data_dir.rglob("*.y*ml")):
         h.update(path.name.encode() + path.read_bytes())
-    for key in ("encoder_model", "nlu_epochs", "nlu_batch_size", "nlu_learning_rate", "nlu_max_tokens", "nlu_seed"):
+    for key in ("encoder_model", "nlu_epochs", "nlu_batch_size", "nlu_learning_rate", "nlu_max_tokens", "nlu_seed",
+                "nlu_oos_method", "nlu_oos_max_loss", "nlu_calibration_share"):
         h.update(f"{key}={getattr(settings, key)}".encode())
     return h.hexdigest()[:16]
 
@@ -126,12 +127,11 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
     """Train on train, choose the threshold on valid, report on test."""
     from pathlib import Path
 
-    import numpy as np
-
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import report
     from assistant.nlu.classifier import IntentClassifier
     from assistant.nlu.datasets import OOS, load_dataset
+    from assistant.nlu.oos import embed
 
     data = load_dataset(Path(args.data), settings.nlu_seed)
     encoder = args.encoder or settings.encoder_model
@@ -143,18 +143,31 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
                                       batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
                                       max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=not args.quiet)
 
-    def probs(model, split):
-        return np.concatenate([model.predict_proba(split.texts[i:i + 64]) for i in range(0, len(split), 64)])
+    # out-of-scope: the configured detector, fitted on train, its threshold chosen on valid's in-scope examples
+    method = settings.nlu_oos_method if data.has_oos else "none"
+    detector, calibration = None, None
+    if method != "none":
+        from assistant.nlu.oos import OosDetector, held_out_threshold
+
+        train_f, _ = embed(clf, [t for t, _ in train])
+        detector = OosDetector.fit(method, train_f, [label for _, label in train])
+        keep = [i for i, label in enumerate(data.valid.labels) if label != OOS]
+        valid_f, valid_p = embed(clf, [data.valid.texts[i] for i in keep])
+        detector.threshold, calibration = held_out_threshold(detector, clf, valid_f, valid_p,
+                                                             [data.valid.labels[i] for i in keep],
+                                                             settings.nlu_oos_max_loss)
 
     def predictions(model) -> list[str]:
-        p = probs(model, data.test)
-        return (report.apply_threshold(clf.labels, p, threshold) if threshold is not None
-                else [clf.labels[i] for i in p.argmax(1)])
+        features, probs = embed(model, data.test.texts)
+        top = [clf.labels[i] for i in probs.argmax(1)]
+        if detector is None:
+            return top
+        return [label if ok else OOS for label, ok in zip(top, detector.in_scope(features, probs))]
 
-    threshold = report.choose_threshold(clf.labels, probs(clf, data.valid), data.valid.labels) if data.has_oos else None
     pred = predictions(clf)
     result = {"dataset": data.name, "model": encoder, "train_examples": rep.examples,
-              "train_seconds": round(rep.seconds, 1), "epochs": rep.epochs, "threshold": threshold,
+              "train_seconds": round(rep.seconds, 1), "epochs": rep.epochs,
+              "threshold": round(detector.threshold, 4) if detector else None, "oos_detector": calibration,
               "test": report.classification_metrics(data.test.labels, pred),
               "slices": report.sliced(data.test.texts, data.test.labels, pred),
               "oos": report.oos_metrics(data.test.labels, pred) if data.has_oos else None}
@@ -163,6 +176,8 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
 
         model_dir = Path(args.out) / f"model-{data.name}"
         clf.save(model_dir)
+        if detector is not None:
+            detector.save(model_dir)
         result["runtimes"] = {"torch": report.runtime_row(data.test.labels, pred, pred)}
         for int8 in (False, True):
             onnx_clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(settings, spec), int8=int8)

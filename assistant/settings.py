@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,21 @@ class Settings(BaseSettings):
     nlu_port: int = 5006
     nlu_fallback_threshold: float = Field(0.5, ge=0.0, le=1.0)
     nlu_fallback_intent: str = "nlu_fallback"
+    nlu_oos_method: Literal["knn", "mahalanobis", "softmax", "none"] = Field(
+        "knn",
+        description=(
+            "Out-of-scope detector on top of the fallback threshold: 'knn' (similarity to the nearest training "
+            "example), 'mahalanobis' (distance to the intents' training vectors), 'softmax' (a calibrated "
+            "top-confidence threshold) or 'none'. Fitted and calibrated by train-nlu."
+        ),
+    )
+    nlu_oos_max_loss: float = Field(
+        0.01, ge=0.0, lt=0.5,
+        description="The share of held-out in-scope accuracy the out-of-scope detector may cost: its threshold is the highest that costs no more.",
+    )
+    nlu_calibration_share: float = Field(
+        0.1, gt=0.0, lt=0.5, description="Share of nlu_data train-nlu holds out (per intent) to calibrate the out-of-scope threshold."
+    )
     nlu_max_chars: int = Field(2000, gt=0, description="Longer messages are cut to this many characters.")
     nlu_max_tokens: int = Field(64, gt=8)
     nlu_epochs: int = Field(8, gt=0)

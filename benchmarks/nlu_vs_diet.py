@@ -1,8 +1,9 @@
 """This project's BERT intent classifier against Rasa's DIETClassifier, on the same splits.
 
 For each dataset (the assistant's ``nlu_data/``, HWU64, CLINC150 with its ``oos`` split), both
-sides train on train, pick their out-of-scope threshold on valid (the same rule for both:
-the confidence that maximises valid accuracy with OOS counted as a class) and are scored on test:
+sides train on train, pick their out-of-scope threshold on valid (the same rule for both: the
+highest that costs valid's in-scope examples at most ``ASSISTANT_NLU_OOS_MAX_LOSS`` of their
+accuracy; DIET thresholds its confidence, BERT the service's out-of-scope detector) and are scored on test:
 accuracy, macro-F1, in-scope accuracy and OOS recall/precision (when the dataset has OOS examples),
 training time, latency at batch 1 and peak memory.
 
@@ -39,14 +40,13 @@ DEFAULT_DATA = ["nlu_data", "../shared/datasets/HWU64", "../shared/datasets/CLIN
 
 # -- the BERT side (a child process of the app environment) --------------------------------------
 def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int) -> None:
-    import numpy as np
-
     from assistant.models.registry import resolve_encoder
     from assistant.nlu.classifier import IntentClassifier
     from assistant.nlu.data import load_nlu_data
     from assistant.nlu.datasets import OOS, load_dataset
     from assistant.nlu.entities import EntityExtractor
     from assistant.nlu.onnx_runtime import load_onnx_classifier
+    from assistant.nlu.oos import OosDetector, embed
     from assistant.nlu.parser import NluParser, ParserConfig
     from assistant.settings import Settings
 
@@ -62,22 +62,29 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
     model_dir = Path(tempfile.mkdtemp(prefix="bert-bench-"))
     clf.save(model_dir)
 
-    def top1(model, texts):
-        p = np.concatenate([model.predict_proba(texts[i:i + 64]) for i in range(0, len(texts), 64)])
-        idx = p.argmax(1)
-        return [{"intent": model.labels[i], "confidence": float(p[n, i])} for n, i in enumerate(idx)]
-
     classifiers = {"torch": clf}
     for int8 in (False, True):
         onnx = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(s, spec), int8=int8, threads=s.torch_threads)
         classifiers[onnx.runtime] = onnx
+    # the service's out-of-scope detector, fitted on train; its score stands in for DIET's confidence
+    detector = None
+    if s.nlu_oos_method != "none":     # (fitted without OOS examples too: the latency includes it)
+        detector = OosDetector.fit(s.nlu_oos_method, embed(classifiers[s.nlu_runtime], [t for t, _ in train])[0],
+                                   [label for _, label in train])
+
+    def top1(model, texts):
+        f, p = embed(model, texts)
+        oos_scores = detector.scores(f, p) if detector is not None else p.max(1)
+        return [{"intent": model.labels[i], "confidence": float(p[n, i]), "oos_score": float(oos_scores[n])}
+                for n, i in enumerate(p.argmax(1))]
     runtimes = {name: {"valid": top1(c, data.valid.texts), "test": top1(c, data.test.texts)}
                 for name, c in classifiers.items()}
     result = {"train_seconds": round(train_seconds, 1), "epochs": rep.epochs, "runtime": s.nlu_runtime,
+              "oos_method": detector.method if detector is not None else "softmax",
               "runtimes": runtimes, **runtimes[s.nlu_runtime]}
-    # batch 1 through the service's own code path and runtime (threshold 0: this measures speed)
+    # batch 1 through the service's own code path and runtime, detector included (thresholds off: speed only)
     parser = NluParser(classifiers[s.nlu_runtime], EntityExtractor(load_nlu_data(s.nlu_data_dir)),
-                       ParserConfig(0.0, s.nlu_fallback_intent, s.nlu_max_chars))
+                       ParserConfig(0.0, s.nlu_fallback_intent, s.nlu_max_chars), detector=detector)
     parser.parse("warm up")
     latency = []
     for text in data.test.texts[:latency_samples]:
@@ -112,19 +119,25 @@ def run_diet(data, out: Path, epochs: int, latency_samples: int) -> None:
 
 
 # -- scoring ----------------------------------------------------------------------------------------------
-def score(side: dict, data) -> dict:
+def score(side: dict, data, max_loss: float) -> dict:
+    """Both sides by one rule: an out-of-scope score per message (DIET: its confidence; BERT: the
+    service's detector), its threshold the highest that costs valid's in-scope examples at most
+    ``max_loss`` of their accuracy."""
     from assistant.nlu import report
-
-    def labels_conf(rows):
-        return [r["intent"] for r in rows], [r["confidence"] for r in rows]
+    from assistant.nlu.datasets import OOS
+    from assistant.nlu.oos import choose_threshold
 
     out = {}
-    v_lab, v_conf = labels_conf(side["valid"])
-    t_lab, t_conf = labels_conf(side["test"])
-    threshold = report.choose_threshold_top1(v_lab, v_conf, data.valid.labels) if data.has_oos else None
-    pred = report.thresholded(t_lab, t_conf, threshold) if threshold is not None else t_lab
+    t_lab = [r["intent"] for r in side["test"]]
+    threshold = None
+    if data.has_oos:
+        valid = [(r, t) for r, t in zip(side["valid"], data.valid.labels) if t != OOS]
+        threshold = choose_threshold([r.get("oos_score", r["confidence"]) for r, _ in valid],
+                                     [r["intent"] == t for r, t in valid], max_loss)
+    pred = (t_lab if threshold is None else
+            [label if r.get("oos_score", r["confidence"]) >= threshold else OOS for label, r in zip(t_lab, side["test"])])
     m = report.classification_metrics(data.test.labels, pred)
-    out.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], threshold=threshold)
+    out.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], threshold=threshold, oos_max_loss=max_loss)
     if data.has_oos:
         out.update(report.oos_metrics(data.test.labels, pred))
     return out
@@ -141,7 +154,9 @@ def compare(data_path: str, work: Path, args) -> dict:
     from assistant.nlu.datasets import load_dataset
     from assistant.settings import Settings
 
-    data = load_dataset(Path(data_path), Settings().nlu_seed)
+    settings = Settings()
+    data = load_dataset(Path(data_path), settings.nlu_seed)
+    max_loss = settings.nlu_oos_max_loss
     print(f"\n== {data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
           f"{len(data.intents)} intents{', with OOS' if data.has_oos else ''}", flush=True)
     bert_out, diet_out = work / f"{data.name}-bert.json", work / f"{data.name}-diet.json"
@@ -155,11 +170,11 @@ def compare(data_path: str, work: Path, args) -> dict:
     print(f"   DIET done in {time.perf_counter() - started:.0f} s", flush=True)
     bert, diet = json.loads(bert_out.read_text()), json.loads(diet_out.read_text())
     rows = {}
-    bert_name = f"BERT (e5-small, {bert['runtime']})"
+    bert_name = f"BERT (e5-small, {bert['runtime']}, OOS: {bert['oos_method']})"
     for name, side in ((bert_name, bert), ("Rasa DIET", diet)):
-        rows[name] = {**score(side, data), "train_s": side["train_seconds"], **latency_row(side["latency_s"]),
+        rows[name] = {**score(side, data, max_loss), "train_s": side["train_seconds"], **latency_row(side["latency_s"]),
                       "peak_rss_mb": side["peak_rss_mb"]}
-    rows[bert_name]["accuracy_by_runtime"] = {rt: score(v, data)["accuracy"] for rt, v in bert["runtimes"].items()}
+    rows[bert_name]["accuracy_by_runtime"] = {rt: score(v, data, max_loss)["accuracy"] for rt, v in bert["runtimes"].items()}
     return {"dataset": data.name, "train": len(data.train), "valid": len(data.valid), "test": len(data.test),
             "intents": len(data.intents), "oos": data.has_oos, "bert_epochs": bert["epochs"],
             "diet_epochs": args.diet_epochs, "diet_pipeline": diet["pipeline"], "rows": rows}

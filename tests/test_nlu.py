@@ -3,6 +3,7 @@ through the parser and through real HTTP (FastAPI's test client)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -90,6 +91,39 @@ def test_low_confidence_returns_the_fallback_intent(settings, parser):
     assert r["intent"]["name"] == "nlu_fallback"
     assert r["intent_ranking"][0]["name"] == "nlu_fallback"
     assert r["intent_ranking"][1]["name"] in parser.classifier.labels
+
+
+def test_the_out_of_scope_detector_is_calibrated_on_held_out_examples(settings, parser):
+    """train-nlu held out part of each intent, chose the detector's threshold on it (costing at most
+    ASSISTANT_NLU_OOS_MAX_LOSS of their accuracy), and saved it beside the model; the service loads it."""
+    from assistant.nlu.oos import OosDetector
+
+    detector = parser.detector
+    assert detector is not None and detector.method == settings.nlu_oos_method == "knn"
+    calibration = detector.info["calibration"]
+    assert calibration["held_out"] >= 2 * len(parser.classifier.labels)
+    assert calibration["held_out_accuracy"] - calibration["held_out_accuracy_after"] <= settings.nlu_oos_max_loss + 1e-9
+    features, probs = parser.classifier.features_and_proba(["查一下订单 CM100003", "what is the meaning of life"])
+    again = OosDetector.load(settings.nlu_model_dir)
+    assert again.threshold == detector.threshold
+    assert np.allclose(again.scores(features, probs), detector.scores(features, probs))
+
+
+def test_a_message_far_from_every_intent_falls_back_with_the_detectors_reason(parser):
+    """Gibberish lies further from every intent's training vectors than a paraphrase does; below the
+    detector's threshold the parser answers the fallback intent (keeping the ranking) and says why."""
+    from dataclasses import replace
+
+    near, far = "how do I export my files", "asdkjh qwe zxc vbnm"
+    features, probs = parser.classifier.features_and_proba([near, far])
+    near_score, far_score = parser.detector.scores(features, probs)
+    assert near_score > far_score
+    strict = NluParser(parser.classifier, parser.extractor, ParserConfig(fallback_threshold=0.0),
+                       detector=replace(parser.detector, threshold=float(near_score + far_score) / 2))
+    r = strict.parse(far)
+    assert r["intent"]["name"] == "nlu_fallback" and r["intent_ranking"][1]["name"] in parser.classifier.labels
+    assert r["out_of_scope"]["method"] == "knn" and r["out_of_scope"]["score"] < r["out_of_scope"]["threshold"]
+    assert strict.parse(near)["intent"]["name"] == "ask_data_export"
 
 
 # ------------------------------------------------------------------ entities

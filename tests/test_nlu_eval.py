@@ -12,6 +12,7 @@ import pytest
 
 from assistant.nlu import report
 from assistant.nlu.datasets import DatasetError, load_csv, load_dataset, load_folder
+from assistant.nlu.oos import OosError, choose_threshold, holdout
 
 INTENTS = {
     "weather": ["what's the weather today", "will it rain tomorrow", "is it sunny outside", "weather forecast please",
@@ -84,13 +85,24 @@ def test_metrics_on_known_predictions():
     assert s["language"]["zh"] == {"n": 1, "accuracy": 1.0} and s["language"]["en"]["accuracy"] == 0.5
 
 
-def test_threshold_is_chosen_on_validation():
-    labels = ["a", "b"]
-    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.55, 0.45], [0.6, 0.4]])
-    y_valid = ["a", "b", "oos", "oos"]
-    t = report.choose_threshold(labels, probs, y_valid)
-    assert 0.6 < t <= 0.8
-    assert report.apply_threshold(labels, probs, t) == ["a", "b", "oos", "oos"]
+def test_the_oos_threshold_costs_at_most_the_allowed_share_of_held_out_accuracy():
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    correct = np.array([False, True, True, True, True, True, True, True, True, True])
+    # nothing may be lost: the cut sits at the lowest correct answer; the wrong one below it goes for free
+    assert choose_threshold(scores, correct, 0.0) == 0.2
+    assert choose_threshold(scores, correct, 0.1) == 0.3      # one correct answer (10 %) may go
+    assert choose_threshold(scores, correct, 0.25) == 0.4     # floor(2.5) = 2
+    assert choose_threshold(scores, correct, 0.49) == 0.6
+    with pytest.raises(OosError, match="held-out in-scope examples"):
+        choose_threshold(np.array([]), np.array([], dtype=bool), 0.1)
+
+
+def test_holdout_keeps_every_label_in_training():
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 2
+    fit, held = holdout(labels, 0.2, seed=1)
+    assert sorted(fit + held) == list(range(15)) and not set(fit) & set(held)
+    assert [labels[i] for i in held] == ["a", "a", "b"]      # 2 of 10, at least 1 of 3, none of 2
+    assert {labels[i] for i in fit} == {"a", "b", "c"}
 
 
 def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
@@ -102,6 +114,8 @@ def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
     result = json.loads((out / "nlu_tiny.json").read_text())
     assert result["train_examples"] == 18, "out-of-scope examples are not trained as an intent"
     assert result["test"]["n"] == 5 and result["threshold"] is not None
+    detector = result["oos_detector"]     # the service's detector, its threshold chosen on valid's in-scope examples
+    assert detector["method"] == "knn" and detector["held_out"] == 3
     assert result["test"]["accuracy"] >= 0.6, result["test"]
     assert set(result["oos"]) == {"in_scope_accuracy", "oos_recall", "oos_precision"}
     assert (out / "nlu_tiny_confusion.png").stat().st_size > 1000

@@ -55,9 +55,12 @@ def _build_module(encoder, n_labels: int, dropout: float = 0.1):
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
-        def forward(self, input_ids, attention_mask):
+        def pooled(self, input_ids, attention_mask):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.head(self.dropout(mean_pool(hidden, attention_mask)))
+            return mean_pool(hidden, attention_mask)
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
 
     module = IntentModel()
     module.encoder.get_input_embeddings().weight.requires_grad_(False)
@@ -85,15 +88,20 @@ class IntentClassifier:
         self._torch = torch
 
     # ---------------------------------------------------------------- inference
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def features_and_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled sentence vectors the head reads, and the intent probabilities, in one pass."""
         torch = self._torch
         self.module.eval()
         enc = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         with torch.inference_mode():
-            logits = self.module(enc["input_ids"], enc["attention_mask"])
-        return torch.softmax(logits, dim=-1).numpy()
+            pooled = self.module.pooled(enc["input_ids"], enc["attention_mask"])
+            probs = torch.softmax(self.module.head(pooled), dim=-1)
+        return pooled.numpy(), probs.numpy()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.features_and_proba(texts)[1]
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
         return top_intents(self.labels, self.predict_proba([text])[0], top)

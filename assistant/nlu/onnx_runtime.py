@@ -23,6 +23,7 @@ from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
 OPSET = 17
+OUTPUTS = ("logits", "features")     # the head's logits and the pooled vector it reads
 
 
 def weights_digest(model_dir: Path) -> str:
@@ -45,30 +46,31 @@ def export_onnx(classifier: IntentClassifier, model_dir: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     module = classifier.module.eval()
 
-    class Logits(torch.nn.Module):
+    class LogitsAndFeatures(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.inner = module
 
         def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids, attention_mask)
+            pooled = self.inner.pooled(input_ids, attention_mask)
+            return self.inner.head(pooled), pooled
 
     started = time.perf_counter()
     sample = classifier.tokenizer(["查询订单 CM100003 的状态", "hi"], padding=True, return_tensors="pt")
     fp32, int8 = onnx_path(model_dir, False), onnx_path(model_dir, True)
     tmp = fp32.with_suffix(".tmp.onnx")
     with torch.inference_mode():
-        torch.onnx.export(Logits(), (sample["input_ids"], sample["attention_mask"]), str(tmp),
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+        torch.onnx.export(LogitsAndFeatures(), (sample["input_ids"], sample["attention_mask"]), str(tmp),
+                          input_names=["input_ids", "attention_mask"], output_names=list(OUTPUTS),
                           dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                                        "logits": {0: "batch"}},
+                                        **{name: {0: "batch"} for name in OUTPUTS}},
                           opset_version=OPSET, dynamo=False)
     tmp.replace(fp32)
     tmp8 = int8.with_suffix(".tmp.onnx")
     quantize_dynamic(str(fp32), str(tmp8), weight_type=QuantType.QInt8)
     tmp8.replace(int8)
     info = {"digest": weights_digest(model_dir), "labels": classifier.labels, "max_length": classifier.max_length,
-            "encoder": classifier.encoder_spec, "opset": OPSET, "seconds": round(time.perf_counter() - started, 1),
+            "encoder": classifier.encoder_spec, "opset": OPSET, "outputs": list(OUTPUTS), "seconds": round(time.perf_counter() - started, 1),
             "mb": {"fp32": round(fp32.stat().st_size / 2**20, 1), "int8": round(int8.stat().st_size / 2**20, 1)}}
     (out / "export.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
     return info
@@ -83,14 +85,17 @@ class OnnxIntentClassifier:
         self.encoder_spec = encoder_spec
         self.runtime = runtime
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def features_and_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="np")
-        (logits,) = self.session.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
-                                            "attention_mask": enc["attention_mask"].astype(np.int64)})
+        logits, features = self.session.run(list(OUTPUTS), {"input_ids": enc["input_ids"].astype(np.int64),
+                                                             "attention_mask": enc["attention_mask"].astype(np.int64)})
         z = logits - logits.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        return features, e / e.sum(axis=-1, keepdims=True)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.features_and_proba(texts)[1]
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
         return top_intents(self.labels, self.predict_proba([text])[0], top)
@@ -107,7 +112,8 @@ def load_onnx_classifier(model_dir: Path, encoder_path_for, int8: bool = True, t
         info = json.loads(info_path.read_text())
     except (OSError, ValueError):
         info = {}
-    if info.get("digest") != weights_digest(model_dir) or not onnx_path(model_dir, int8).is_file():
+    stale = info.get("digest") != weights_digest(model_dir) or info.get("outputs") != list(OUTPUTS)
+    if stale or not onnx_path(model_dir, int8).is_file():
         log.info("exporting the intent classifier to ONNX (%s)", model_dir / ONNX_DIR)
         info = export_onnx(IntentClassifier.load(model_dir, encoder_path_for), model_dir)
     options = ort.SessionOptions()

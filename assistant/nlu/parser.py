@@ -10,7 +10,14 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+
+from assistant.nlu.classifier import top_intents
+
+if TYPE_CHECKING:
+    from assistant.nlu.oos import OosDetector
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +30,7 @@ RASA_DEFAULT_INTENTS = frozenset({"restart", "back", "session_start", "out_of_sc
 class Classifier(Protocol):
     labels: list[str]
 
-    def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]: ...
+    def features_and_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class Extractor(Protocol):
@@ -74,10 +81,11 @@ def clean_text(text: str) -> str:
 
 class NluParser:
     def __init__(self, classifier: Classifier, extractor: Extractor, config: ParserConfig,
-                 extra_intents: Sequence[str] = ()):
+                 extra_intents: Sequence[str] = (), detector: "OosDetector | None" = None):
         self.classifier = classifier
         self.extractor = extractor
         self.config = config
+        self.detector = detector
         self.known_intents = set(classifier.labels) | RASA_DEFAULT_INTENTS | set(extra_intents)
 
     def _result(self, text: str, intent: str, confidence: float, ranking: list[dict], entities: list[dict],
@@ -131,7 +139,8 @@ class NluParser:
             extra["truncated_to"] = self.config.max_chars
         if not cleaned:
             return self._fallback(text, 0.0, [], [], error="empty message")
-        ranked = self.classifier.rank(cleaned, top=self.config.ranking_size)
+        features, probs = self.classifier.features_and_proba([cleaned])
+        ranked = top_intents(self.classifier.labels, probs[0], self.config.ranking_size)
         ranking = [{"name": n, "confidence": round(c, 6)} for n, c in ranked]
         found = self.extractor.extract(cleaned)
         lang = language_entity(cleaned, found)
@@ -141,6 +150,12 @@ class NluParser:
         top_name, top_conf = ranked[0]
         if top_conf < self.config.fallback_threshold:
             return self._fallback(text, top_conf, ranking, entities, **extra)
+        if self.detector is not None:   # confident, but unlike anything the classifier was trained on?
+            score = float(self.detector.scores(features, probs)[0])
+            if score < self.detector.threshold:
+                extra["out_of_scope"] = {"method": self.detector.method, "score": round(score, 4),
+                                         "threshold": round(self.detector.threshold, 4)}
+                return self._fallback(text, top_conf, ranking, entities, **extra)
         return self._result(text, top_name, top_conf, ranking, entities, **extra)
 
     @staticmethod

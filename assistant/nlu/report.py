@@ -1,6 +1,6 @@
 """Intent-classification metrics and reports: accuracy, macro-F1, per-intent precision/recall,
-worst confusions, slices (language, message length), out-of-scope figures, and a threshold chosen
-on the validation split."""
+worst confusions, slices (language, message length) and out-of-scope figures (the detector and its
+threshold are :mod:`assistant.nlu.oos`)."""
 
 from __future__ import annotations
 
@@ -51,16 +51,6 @@ def sliced(texts: list[str], y_true: list[str], y_pred: list[str]) -> dict:
     return out
 
 
-def apply_threshold(labels: list[str], probs: np.ndarray, threshold: float) -> list[str]:
-    top = probs.argmax(1)
-    return thresholded([labels[i] for i in top], probs[np.arange(len(top)), top], threshold)
-
-
-def thresholded(top_labels: list[str], confidences, threshold: float) -> list[str]:
-    """Each top prediction, or OOS where its confidence is below the threshold."""
-    return [label if c >= threshold else OOS for label, c in zip(top_labels, confidences)]
-
-
 def oos_metrics(y_true: list[str], y_pred: list[str]) -> dict:
     ins = [i for i, t in enumerate(y_true) if t != OOS]
     oos_true = {i for i, t in enumerate(y_true) if t == OOS}
@@ -70,24 +60,6 @@ def oos_metrics(y_true: list[str], y_pred: list[str]) -> dict:
         "oos_recall": round(len(oos_true & oos_pred) / len(oos_true), 4) if oos_true else None,
         "oos_precision": round(len(oos_true & oos_pred) / len(oos_pred), 4) if oos_pred else None,
     }
-
-
-def choose_threshold(labels: list[str], probs: np.ndarray, y_true: list[str]) -> float:
-    top = probs.argmax(1)
-    return choose_threshold_top1([labels[i] for i in top], probs[np.arange(len(top)), top], y_true)
-
-
-def choose_threshold_top1(top_labels: list[str], confidences, y_true: list[str]) -> float:
-    """The confidence threshold that maximises accuracy on the validation split, counting OOS as a
-    class when the split has OOS examples (otherwise the highest that loses no accuracy). Works on
-    any classifier's top prediction and confidence (DIET's too)."""
-    best, best_acc = 0.0, -1.0
-    for t in np.linspace(0.0, 0.99, 100):
-        pred = thresholded(top_labels, confidences, float(t))
-        acc = float(np.mean([a == b for a, b in zip(y_true, pred)]))
-        if acc > best_acc + 1e-9:
-            best, best_acc = float(t), acc
-    return round(best, 2)
 
 
 def runtime_row(y_true: list[str], y_pred: list[str], reference: list[str]) -> dict:
@@ -104,8 +76,10 @@ def markdown(result: dict) -> str:
              f"- test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({m['n']} examples)"]
     if result.get("oos"):
         o = result["oos"]
-        lines.append(f"- threshold {result['threshold']} (chosen on valid): in-scope accuracy {o['in_scope_accuracy']}, "
-                     f"OOS recall {o['oos_recall']}, OOS precision {o['oos_precision']}")
+        method = (result.get("oos_detector") or {}).get("method", "softmax")
+        lines.append(f"- out-of-scope detector {method}, threshold {result['threshold']} (chosen on valid's in-scope "
+                     f"examples): in-scope accuracy {o['in_scope_accuracy']}, OOS recall {o['oos_recall']}, "
+                     f"OOS precision {o['oos_precision']}")
     if result.get("runtimes"):
         lines += ["", "## Runtimes (same model, same test split)", "",
                   "| runtime | accuracy | macro-F1 | agreement with torch |", "|---|---|---|---|"]

@@ -72,7 +72,15 @@ def load_parser(settings: Settings) -> NluParser:
                                           int8=settings.nlu_runtime == "onnx-int8", threads=settings.torch_threads)
     extractor = EntityExtractor(load_nlu_data(settings.nlu_data_dir))
     config = ParserConfig(settings.nlu_fallback_threshold, settings.nlu_fallback_intent, settings.nlu_max_chars)
-    return NluParser(classifier, extractor, config)
+    detector = None
+    if settings.nlu_oos_method != "none":
+        from assistant.nlu.oos import OosDetector
+
+        detector = OosDetector.load(settings.nlu_model_dir)
+        if detector is None:
+            log.warning("the NLU model in %s has no out-of-scope detector (trained by an older version): "
+                        "only the fallback threshold applies; retrain with `assistant train-nlu`", settings.nlu_model_dir)
+    return NluParser(classifier, extractor, config, detector=detector)
 
 
 def create_app(settings: Settings, parser: NluParser | None = None) -> FastAPI:

@@ -9,6 +9,9 @@ from dataclasses import asdict
 from assistant.models.registry import resolve_encoder
 from assistant.nlu.classifier import IntentClassifier
 from assistant.nlu.data import load_nlu_data
+from assistant.nlu.oos import META_FILE as OOS_META
+from assistant.nlu.oos import STATS_FILE as OOS_STATS
+from assistant.nlu.oos import calibrate, holdout
 from assistant.settings import Settings
 
 
@@ -18,14 +21,24 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     data = load_nlu_data(settings.nlu_data_dir)
+    texts, intents = [e.text for e in data.examples], [e.intent for e in data.examples]
+    method = settings.nlu_oos_method
+    # the out-of-scope threshold is chosen on examples the classifier did not train on
+    fit_idx, held_idx = (holdout(intents, settings.nlu_calibration_share, settings.nlu_seed) if method != "none"
+                         else (list(range(len(texts))), []))
     clf, report = IntentClassifier.train(
-        [e.text for e in data.examples], [e.intent for e in data.examples], resolve_encoder(settings),
+        [texts[i] for i in fit_idx], [intents[i] for i in fit_idx], resolve_encoder(settings),
         settings.encoder_model, epochs=settings.nlu_epochs, batch_size=settings.nlu_batch_size,
         learning_rate=settings.nlu_learning_rate, max_length=settings.nlu_max_tokens, seed=settings.nlu_seed,
         progress=progress,
     )
     summary = {"train": asdict(report)}
     clf.save(settings.nlu_model_dir, {"trained_on": report.examples, "summary": summary["train"], **(extra_meta or {})})
+    for stale in (OOS_META, OOS_STATS):
+        (settings.nlu_model_dir / stale).unlink(missing_ok=True)
+    if method != "none":
+        detector, summary["oos"] = calibrate(method, clf, texts, intents, fit_idx, held_idx, settings.nlu_oos_max_loss)
+        detector.save(settings.nlu_model_dir)
     if settings.nlu_runtime != "torch":     # so the service starts without exporting
         from assistant.nlu.onnx_runtime import export_onnx
 

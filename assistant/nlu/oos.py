@@ -1,0 +1,177 @@
+"""Out-of-scope detection: which messages the intent classifier should not answer.
+
+A detector turns what one forward pass of the classifier gives (the pooled sentence vectors and the
+intent probabilities) into an in-scope score, higher meaning "more like the training data":
+
+* ``softmax``: the top intent's probability (what Rasa's fallback threshold reads);
+* ``mahalanobis``: minus the smallest Mahalanobis distance to an intent's mean training vector, one
+  covariance shared by all intents (Lee et al. 2018; Podolskiy et al. 2021 for transformers);
+* ``knn``: the cosine similarity to the k-th nearest training example (Sun et al. 2022); k = 1 by
+  default, the best of 1, 5 and 10 on CLINC150 (``benchmarks/nlu_oos.py``).
+
+Below its threshold a message is out of scope. The threshold is chosen on held-out **in-scope**
+examples alone (:func:`choose_threshold`): the highest cut that costs at most ``max_loss`` of their
+accuracy. That needs no out-of-scope examples, which a company's own data rarely has; where a
+split does have them they only measure the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("softmax", "mahalanobis", "knn")
+STATS_FILE = "oos.npz"
+META_FILE = "oos.json"
+
+
+class OosError(ValueError):
+    pass
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+@dataclass
+class OosDetector:
+    method: str
+    threshold: float = float("-inf")
+    k: int = 1
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- fitting
+    @classmethod
+    def fit(cls, method: str, features: np.ndarray, labels: list[str], k: int = 1) -> "OosDetector":
+        """Training statistics for ``method`` from the training examples' pooled vectors."""
+        if method not in METHODS:
+            raise OosError(f"unknown out-of-scope method {method!r}; choose one of {', '.join(METHODS)}")
+        features = np.asarray(features, dtype=np.float64)
+        if method == "softmax":
+            return cls(method)
+        if len(features) != len(labels) or len(features) < 2:
+            raise OosError("out-of-scope statistics need a vector for each of at least two training examples")
+        if method == "knn":
+            return cls(method, k=max(1, min(k, len(features))), arrays={"bank": _unit(features).astype(np.float32)})
+        from sklearn.covariance import LedoitWolf
+
+        names = sorted(set(labels))
+        y = np.array([names.index(label) for label in labels])
+        means = np.stack([features[y == c].mean(0) for c in range(len(names))])
+        precision = LedoitWolf().fit(features - means[y]).precision_
+        return cls(method, arrays={"means": means.astype(np.float32), "precision": precision.astype(np.float32)},
+                   info={"intents": names})
+
+    # ---------------------------------------------------------------- scoring
+    def scores(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """In-scope scores, one per row: higher is more in scope."""
+        if self.method == "softmax":
+            return np.asarray(probs).max(1)
+        x = np.asarray(features, dtype=np.float32)
+        if self.method == "knn":
+            sims = _unit(x) @ self.arrays["bank"].T
+            kth = min(self.k, sims.shape[1])
+            return -np.partition(-sims, kth - 1, axis=1)[:, kth - 1]
+        means, precision = self.arrays["means"], self.arrays["precision"]
+        xp = x @ precision
+        d2 = ((xp * x).sum(1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(1)[None, :])
+        return -d2.min(1)
+
+    def in_scope(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        return self.scores(features, probs) >= self.threshold
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.arrays:
+            np.savez(directory / STATS_FILE, **self.arrays)
+        meta = {"method": self.method, "threshold": self.threshold, "k": self.k, **self.info}
+        (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> "OosDetector | None":
+        """The detector saved with a model, or None when the model has none (an older model)."""
+        path = directory / META_FILE
+        if not path.is_file():
+            return None
+        meta = json.loads(path.read_text())
+        method = meta.pop("method")
+        if method not in METHODS:
+            raise OosError(f"{path}: unknown out-of-scope method {method!r}; retrain with `assistant train-nlu`")
+        arrays = {}
+        if method != "softmax":
+            with np.load(directory / STATS_FILE) as z:
+                arrays = {name: z[name] for name in z.files}
+        return cls(method, float(meta.pop("threshold")), int(meta.pop("k", 1)), arrays, meta)
+
+
+def choose_threshold(scores: np.ndarray, correct: np.ndarray, max_loss: float) -> float:
+    """The highest score cut that rejects held-out in-scope examples costing at most ``max_loss`` of
+    their accuracy. ``correct`` says which of them the classifier got right (rejecting a wrong
+    answer costs nothing)."""
+    scores, correct = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
+    if not len(scores):
+        raise OosError("choosing an out-of-scope threshold needs held-out in-scope examples")
+    allowed = int(np.floor(max_loss * len(scores) + 1e-9))   # correct answers we may reject
+    right = np.sort(scores[correct])
+    if allowed >= len(right):
+        return float(np.max(scores)) + 1e-6
+    # rejecting everything below right[allowed] loses exactly `allowed` correct answers (ties aside)
+    return float(right[allowed])
+
+
+def embed(classifier, texts: list[str], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled vectors and probabilities for many texts, in batches."""
+    parts = [classifier.features_and_proba(texts[i:i + batch]) for i in range(0, len(texts), batch)]
+    return np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])
+
+
+def held_out_threshold(detector: OosDetector, classifier, features: np.ndarray, probs: np.ndarray,
+                       labels: list[str], max_loss: float) -> tuple[float, dict]:
+    """Choose ``detector``'s threshold on held-out in-scope examples (their vectors, probabilities and
+    true labels); returns it with what it costs them."""
+    scores = detector.scores(features, probs)
+    correct = np.array([classifier.labels[i] == t for i, t in zip(probs.argmax(1), labels)])
+    threshold = choose_threshold(scores, correct, max_loss)
+    rejected = scores < threshold
+    return threshold, {"method": detector.method, "threshold": round(threshold, 4), "max_loss": max_loss,
+                       "held_out": len(labels), "held_out_accuracy": round(float(correct.mean()), 4),
+                       "held_out_rejected": round(float(rejected.mean()), 4),
+                       "held_out_accuracy_after": round(float((correct & ~rejected).mean()), 4)}
+
+
+def holdout(labels: list[str], share: float, seed: int = 13) -> tuple[list[int], list[int]]:
+    """Indices to fit on and indices held out, per label: ``share`` of each label's examples (at
+    least one) is held out where the label has three or more."""
+    import random
+
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    fit, held = [], []
+    for label in sorted(by_label):
+        idx = by_label[label][:]
+        rng.shuffle(idx)
+        n = max(1, round(len(idx) * share)) if len(idx) >= 3 else 0
+        held += idx[:n]
+        fit += idx[n:]
+    return sorted(fit), sorted(held)
+
+
+def calibrate(method: str, classifier, texts: list[str], labels: list[str], fit_idx: list[int],
+              held_idx: list[int], max_loss: float) -> tuple[OosDetector, dict]:
+    """Fit ``method``'s statistics on the examples the classifier was trained on, choose the threshold
+    on the held-out ones, then add the held-out vectors to the statistics (the threshold stays)."""
+    features, probs = embed(classifier, texts)
+    detector = OosDetector.fit(method, features[fit_idx], [labels[i] for i in fit_idx])
+    threshold, report = held_out_threshold(detector, classifier, features[held_idx], probs[held_idx],
+                                           [labels[i] for i in held_idx], max_loss)
+    detector = OosDetector.fit(method, features, labels, k=detector.k)
+    detector.threshold = threshold
+    detector.info.update(calibration=report)
+    return detector, report

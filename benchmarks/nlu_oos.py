@@ -1,0 +1,114 @@
+"""Which out-of-scope detector, on a dataset with an ``oos`` split (CLINC150)?
+
+Trains this project's classifier on train (or loads one saved by ``assistant nlu-eval``), embeds
+train/valid/test once (pooled vectors + probabilities from one ONNX Runtime pass), then for each
+detector of :mod:`assistant.nlu.oos` fits its statistics on train, chooses the threshold on valid's
+**in-scope** examples (at most ``--max-loss`` of their accuracy) and scores test: in-scope accuracy,
+OOS recall and precision, plus AUROC (in-scope against OOS on test; threshold-free) and, for
+reference only, the OOS recall an oracle threshold on test would get at 95 % in-scope accuracy.
+
+    .venv/bin/python -m benchmarks.nlu_oos --data ../shared/datasets/CLINC150 [--model DIR] [--oos-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import print_table, write_json
+
+DETECTORS = [("softmax", 0), ("mahalanobis", 0), ("knn", 1), ("knn", 5), ("knn", 10)]
+
+
+def auroc(in_scores: np.ndarray, oos_scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.r_[np.ones(len(in_scores)), np.zeros(len(oos_scores))]
+    return float(roc_auc_score(y, np.r_[in_scores, oos_scores]))
+
+
+def evaluate(detector, split_features, split_probs, labels: list[str], y_true: list[str], oos: str) -> dict:
+    from assistant.nlu.report import oos_metrics
+
+    scores = detector.scores(split_features, split_probs)
+    top = [labels[i] for i in split_probs.argmax(1)]
+    pred = [t if s >= detector.threshold else oos for t, s in zip(top, scores)]
+    row = oos_metrics(y_true, pred)
+    is_oos = np.array([t == oos for t in y_true])
+    row["auroc"] = round(auroc(scores[~is_oos], scores[is_oos]), 4)
+    # oracle reference: the best OOS recall on test at in-scope accuracy >= 95 %
+    correct = np.array([p == t for p, t in zip(top, y_true)])[~is_oos]
+    best = 0.0
+    for cut in np.unique(np.quantile(scores, np.linspace(0, 1, 400))):
+        if np.mean(correct & (scores[~is_oos] >= cut)) >= 0.95:
+            best = max(best, float(np.mean(scores[is_oos] < cut)))
+    row["oracle_oos_recall_at_95"] = round(best, 4)
+    return row
+
+
+def main() -> None:
+    from assistant.models.registry import resolve_encoder
+    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu.datasets import OOS, load_dataset
+    from assistant.nlu.oos import OosDetector, embed, held_out_threshold
+    from assistant.nlu.onnx_runtime import load_onnx_classifier
+    from assistant.settings import Settings
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/datasets/CLINC150")
+    ap.add_argument("--model", help="a model saved by `assistant nlu-eval` (model-<dataset>/); trained when absent")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--oos-train", action="store_true", help="train with the oos training examples as a class")
+    ap.add_argument("--max-loss", type=float, nargs="+", default=[0.01, 0.02])
+    args = ap.parse_args()
+
+    s = Settings()
+    data = load_dataset(Path(args.data), s.nlu_seed)
+    if not data.has_oos:
+        raise SystemExit(f"{args.data} has no out-of-scope test examples: nothing to measure")
+    model_dir = Path(args.model) if args.model else None
+    train_seconds = None
+    if model_dir is None:
+        keep = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if args.oos_train or label != OOS]
+        started = time.perf_counter()
+        clf, _ = IntentClassifier.train([t for t, _ in keep], [label for _, label in keep], resolve_encoder(s),
+                                        s.encoder_model, epochs=args.epochs, batch_size=s.nlu_batch_size,
+                                        learning_rate=s.nlu_learning_rate, max_length=s.nlu_max_tokens,
+                                        seed=s.nlu_seed)
+        train_seconds = round(time.perf_counter() - started, 1)
+        model_dir = s.var_dir / f"nlu-oos-{data.name}{'-oos-train' if args.oos_train else ''}"
+        clf.save(model_dir)
+    clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(s, spec), int8=False, threads=s.torch_threads)
+    started = time.perf_counter()
+    train_f, train_p = embed(clf, data.train.texts)
+    valid_f, valid_p = embed(clf, data.valid.texts)
+    test_f, test_p = embed(clf, data.test.texts)
+    embed_s = time.perf_counter() - started
+    in_train = [i for i, label in enumerate(data.train.labels) if label in clf.labels]
+    v_in = np.array([label != OOS for label in data.valid.labels])
+    v_labels = [label for label in data.valid.labels if label != OOS]
+
+    rows = []
+    for method, k in DETECTORS:
+        started = time.perf_counter()
+        det = OosDetector.fit(method, train_f[in_train], [data.train.labels[i] for i in in_train], k=k or 5)
+        fit_s = time.perf_counter() - started
+        for loss in args.max_loss:
+            det.threshold, _ = held_out_threshold(det, clf, valid_f[v_in], valid_p[v_in], v_labels, loss)
+            t0 = time.perf_counter()
+            row = evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)
+            score_ms = (time.perf_counter() - t0) * 1000 / len(data.test)
+            rows.append({"detector": method + (f" k={k}" if method == "knn" else ""), "max_loss": loss,
+                         **row, "fit_s": round(fit_s, 2), "score_ms_per_msg": round(score_ms, 3)})
+    print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
+                f"{'oos examples trained as a class' if args.oos_train else 'in-scope training only'})", rows)
+    write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if args.oos_train else ''}",
+               {"dataset": data.name, "model_dir": str(model_dir), "labels": len(clf.labels),
+                "train_seconds": train_seconds, "embed_seconds": round(embed_s, 1), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
