@@ -42,7 +42,14 @@ def cmd_train_nlu(settings: Settings, args) -> int:
     if not args.force and meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fp:
         print(f"NLU model up to date ({settings.nlu_model_dir}); use --force to retrain")
         return 0
-    t = train_nlu(settings, progress=not args.quiet, extra_meta={"fingerprint": fp})["train"]
+    from assistant.nlu.data import NluDataError
+    from assistant.nlu.oos import OosError
+
+    try:
+        t = train_nlu(settings, progress=not args.quiet, extra_meta={"fingerprint": fp})["train"]
+    except (NluDataError, OosError) as exc:      # bad training data: say what, train nothing
+        print(f"cannot train the NLU model: {exc}", file=sys.stderr)
+        return 2
     print(f"trained on {t['examples']} examples, {t['intents']} intents, {t['epochs']} epochs in {t['seconds']:.0f} s")
     return 0
 

@@ -11,6 +11,7 @@ from assistant.nlu.data import NluDataError, load_file, load_nlu_data, parse_ann
 from assistant.nlu.entities import EntityExtractor
 from assistant.nlu.parser import NluParser, ParserConfig
 from assistant.nlu.service import create_app, load_parser
+from tests.conftest import base_settings
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,21 @@ def test_malformed_yaml_names_the_file(tmp_path):
     bad.write_text("nlu:\n- intent: greet\n  examples: [hi]\n")
     with pytest.raises(NluDataError, match="'examples' must be a block string"):
         load_file(bad)
+
+
+def test_data_too_thin_to_calibrate_is_refused_before_training(tmp_path):
+    """With two examples per intent none can be held out for the out-of-scope threshold: train-nlu
+    says so and what to do, and writes no model."""
+    from assistant.nlu.oos import OosError
+    from assistant.nlu.training import train_nlu
+
+    (tmp_path / "nlu_data").mkdir()
+    (tmp_path / "nlu_data" / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n'
+        '- intent: goodbye\n  examples: |\n    - bye\n    - see you\n')
+    with pytest.raises(OosError, match="add examples, or set ASSISTANT_NLU_OOS_METHOD=none"):
+        train_nlu(base_settings(root_dir=tmp_path, models_dir=tmp_path / "models"), progress=False)
+    assert not (tmp_path / "models" / "nlu").exists()
 
 
 # ------------------------------------------------------------------ classification

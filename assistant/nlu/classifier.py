@@ -103,9 +103,6 @@ class IntentClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.features_and_proba(texts)[1]
 
-    def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
-        return top_intents(self.labels, self.predict_proba([text])[0], top)
-
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path, extra_meta: dict | None = None) -> None:
         from safetensors.torch import save_file

@@ -4,7 +4,7 @@
 the weights) next to the trained model, in ``onnx/``, with the digest of the weights they came
 from; :func:`load_onnx_classifier` re-exports when that digest no longer matches (the model was
 retrained). :class:`OnnxIntentClassifier` has the PyTorch classifier's interface (``labels``,
-``predict_proba``, ``rank``) and keeps its fast tokenizer.
+``features_and_proba``, ``predict_proba``) and keeps its fast tokenizer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, require_trained, top_intents
+from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, require_trained
 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
@@ -96,9 +96,6 @@ class OnnxIntentClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.features_and_proba(texts)[1]
-
-    def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
-        return top_intents(self.labels, self.predict_proba([text])[0], top)
 
 
 def load_onnx_classifier(model_dir: Path, encoder_path_for, int8: bool = True, threads: int = 0):

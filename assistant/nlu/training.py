@@ -11,7 +11,7 @@ from assistant.nlu.classifier import IntentClassifier
 from assistant.nlu.data import load_nlu_data
 from assistant.nlu.oos import META_FILE as OOS_META
 from assistant.nlu.oos import STATS_FILE as OOS_STATS
-from assistant.nlu.oos import calibrate, holdout
+from assistant.nlu.oos import OosError, calibrate, holdout
 from assistant.settings import Settings
 
 
@@ -26,6 +26,9 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
     # the out-of-scope threshold is chosen on examples the classifier did not train on
     fit_idx, held_idx = (holdout(intents, settings.nlu_calibration_share, settings.nlu_seed) if method != "none"
                          else (list(range(len(texts))), []))
+    if method != "none" and not held_idx:
+        raise OosError(f"no intent in {settings.nlu_data_dir} has the 3 examples it takes to hold one out for the "
+                       "out-of-scope threshold: add examples, or set ASSISTANT_NLU_OOS_METHOD=none")
     clf, report = IntentClassifier.train(
         [texts[i] for i in fit_idx], [intents[i] for i in fit_idx], resolve_encoder(settings),
         settings.encoder_model, epochs=settings.nlu_epochs, batch_size=settings.nlu_batch_size,
