@@ -47,10 +47,17 @@ class Session:
     history: list[dict] = field(default_factory=list)
     answers: dict[int, str] = field(default_factory=dict)   # chat index -> answer id
     pending: dict[str, int] = field(default_factory=dict)   # answer id -> index of its "looking that up"
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()   # not a field: Gradio's config code runs dataclasses.asdict on State values
 
     def snapshot(self) -> list[dict]:
         return [dict(m) for m in self.history]
+
+    def __deepcopy__(self, memo) -> "Session":
+        """Gradio deep-copies a State's default value once per browser tab (a lock cannot be copied):
+        each copy is a new conversation of its own."""
+        return Session()
 
 
 def source_link(source: str) -> str:
@@ -188,7 +195,9 @@ def create_demo(chat: WebChat, poll_s: float = 1.0):
     import gradio as gr
 
     with gr.Blocks(title="CloudMax assistant") as demo:
-        session = gr.State(lambda: Session())  # one Rasa conversation per browser tab
+        # one Rasa conversation per browser tab: a value, not a factory (a factory's state is set by a
+        # page-load event, and an event that comes first, such as the poll timer's, raced it)
+        session = gr.State(Session())
         lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", label="Language / 语言",
                         elem_id="language")
         title = gr.Markdown(f"## {UI['zh']['title']}\n{UI['zh']['intro']}", elem_id="title")

@@ -16,10 +16,21 @@ import pytest
 from assistant.db.repository import Repository
 from assistant.stack import Stack, service_specs
 from connectors.rest import BotMessage
-from connectors.web import render, source_link, to_chat
+from connectors.web import Session, render, source_link, to_chat
 from tests.conftest import REQUIRE_SERVICES, ROOT, base_settings, seed_database
 
 ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+def test_each_browser_tab_gets_a_conversation_of_its_own():
+    """Gradio deep-copies the State's default value for every tab: each copy is a fresh session."""
+    import copy
+
+    default = Session()
+    default.history.append({"role": "user", "content": "hi"})
+    first, second = copy.deepcopy(default), copy.deepcopy(default)
+    assert len({default.sender, first.sender, second.sender}) == 3
+    assert first.history == [] and first.lock is not second.lock
 
 
 def test_sources_become_links_and_json_carries_the_answer_id():
