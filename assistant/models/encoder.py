@@ -32,6 +32,11 @@ def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[in
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (rows of zeros stay zeros)."""
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
 def embed_in_batches(texts: Sequence[str], batch_size: int, embed_batch, dim: int) -> np.ndarray:
     """``embed_batch(list of texts) -> (n, dim) array`` over length-sorted batches, rows in input order."""
     out = np.zeros((len(texts), dim), dtype=np.float32)

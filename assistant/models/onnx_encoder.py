@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.models.encoder import embed_in_batches
+from assistant.models.encoder import embed_in_batches, unit_rows
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -101,6 +101,6 @@ class OnnxSentenceEncoder:
             (hidden,) = self.session.run(None, {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": mask})
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
-            return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            return unit_rows(pooled)
 
         return embed_in_batches(texts, self.batch_size, batch, self.dim)

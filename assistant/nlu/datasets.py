@@ -76,16 +76,25 @@ def load_folder(root: Path, include_oos: bool = True) -> Dataset:
     return Dataset(root.name, splits["train"], splits["valid"], splits["test"])
 
 
+def shuffled_by_label(labels: list[str], seed: int) -> list[tuple[str, list[int]]]:
+    """Each label (sorted) with the indices of its examples in a seeded random order."""
+    by_label = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    out = []
+    for label in sorted(by_label):
+        idx = by_label[label]
+        rng.shuffle(idx)
+        out.append((label, idx))
+    return out
+
+
 def stratified(texts: list[str], labels: list[str], name: str, seed: int = 13,
                shares: tuple[float, float] = (0.1, 0.1)) -> Dataset:
-    by_label = defaultdict(list)
-    for t, l in zip(texts, labels):
-        by_label[l].append(t)
-    rng = random.Random(seed)
     train, valid, test = Split(), Split(), Split()
-    for label in sorted(by_label):
-        items = by_label[label][:]
-        rng.shuffle(items)
+    for label, idx in shuffled_by_label(labels, seed):
+        items = [texts[i] for i in idx]
         n_valid, n_test = max(1, round(len(items) * shares[0])), max(1, round(len(items) * shares[1]))
         if len(items) < 3:
             raise DatasetError(f"intent {label!r} has {len(items)} examples; at least 3 are needed to split")

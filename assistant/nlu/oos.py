@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.models.encoder import unit_rows
+from assistant.nlu.datasets import shuffled_by_label
+
 METHODS = ("softmax", "mahalanobis", "knn")
 STATS_FILE = "oos.npz"
 META_FILE = "oos.json"
@@ -30,10 +33,6 @@ META_FILE = "oos.json"
 
 class OosError(ValueError):
     pass
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
 @dataclass
@@ -56,7 +55,7 @@ class OosDetector:
         if len(features) != len(labels) or len(features) < 2:
             raise OosError("out-of-scope statistics need a vector for each of at least two training examples")
         if method == "knn":
-            return cls(method, k=max(1, min(k, len(features))), arrays={"bank": _unit(features).astype(np.float32)})
+            return cls(method, k=max(1, min(k, len(features))), arrays={"bank": unit_rows(features).astype(np.float32)})
         from sklearn.covariance import LedoitWolf
 
         names = sorted(set(labels))
@@ -73,7 +72,7 @@ class OosDetector:
             return np.asarray(probs).max(1)
         x = np.asarray(features, dtype=np.float32)
         if self.method == "knn":
-            sims = _unit(x) @ self.arrays["bank"].T
+            sims = unit_rows(x) @ self.arrays["bank"].T
             kth = min(self.k, sims.shape[1])
             return -np.partition(-sims, kth - 1, axis=1)[:, kth - 1]
         means, precision = self.arrays["means"], self.arrays["precision"]
@@ -147,16 +146,8 @@ def held_out_threshold(detector: OosDetector, classifier, features: np.ndarray, 
 def holdout(labels: list[str], share: float, seed: int = 13) -> tuple[list[int], list[int]]:
     """Indices to fit on and indices held out, per label: ``share`` of each label's examples (at
     least one) is held out where the label has three or more."""
-    import random
-
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    rng = random.Random(seed)
     fit, held = [], []
-    for label in sorted(by_label):
-        idx = by_label[label][:]
-        rng.shuffle(idx)
+    for _, idx in shuffled_by_label(labels, seed):
         n = max(1, round(len(idx) * share)) if len(idx) >= 3 else 0
         held += idx[:n]
         fit += idx[n:]
