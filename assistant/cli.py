@@ -131,66 +131,35 @@ def cmd_train_kb_ranker(settings: Settings, args) -> int:
 
 
 def cmd_nlu_eval(settings: Settings, args) -> int:
-    """Train on train, choose the threshold on valid, report on test."""
+    """Train on train, choose the threshold on valid, report on test; or k-fold cross-validation."""
     from pathlib import Path
 
-    from assistant.models.registry import resolve_encoder
-    from assistant.nlu import report
-    from assistant.nlu.classifier import IntentClassifier
-    from assistant.nlu.datasets import OOS, load_dataset
-    from assistant.nlu.oos import embed
+    from assistant.nlu import evaluate, report
+    from assistant.nlu.datasets import DatasetError, load_dataset
 
-    data = load_dataset(Path(args.data), settings.nlu_seed)
+    try:
+        data = load_dataset(Path(args.data), settings.nlu_seed)
+        if args.folds:
+            from assistant.nlu.datasets import kfold
+
+            every = data.pooled()
+            kfold(every.texts, every.labels, data.name, args.folds)     # checked before any training
+    except DatasetError as exc:
+        print(f"nlu-eval: {exc}", file=sys.stderr)
+        return 2
     encoder = args.encoder or settings.encoder_model
-    train = [(t, l) for t, l in zip(data.train.texts, data.train.labels) if l != OOS]
-    print(f"{data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
-          f"{len(data.intents)} intents{', with out-of-scope' if data.has_oos else ''}")
-    clf, rep = IntentClassifier.train([t for t, _ in train], [l for _, l in train], resolve_encoder(settings, encoder),
-                                      encoder, epochs=args.epochs or settings.nlu_epochs,
-                                      batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
-                                      max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=not args.quiet)
-
-    # out-of-scope: the configured detector, fitted on train, its threshold chosen on valid's in-scope examples
-    method = settings.nlu_oos_method if data.has_oos else "none"
-    detector, calibration = None, None
-    if method != "none":
-        from assistant.nlu.oos import OosDetector, held_out_threshold
-
-        train_f, _ = embed(clf, [t for t, _ in train])
-        detector = OosDetector.fit(method, train_f, [label for _, label in train])
-        keep = [i for i, label in enumerate(data.valid.labels) if label != OOS]
-        valid_f, valid_p = embed(clf, [data.valid.texts[i] for i in keep])
-        detector.threshold, calibration = held_out_threshold(detector, clf, valid_f, valid_p,
-                                                             [data.valid.labels[i] for i in keep],
-                                                             settings.nlu_oos_max_loss)
-
-    def predictions(model) -> list[str]:
-        features, probs = embed(model, data.test.texts)
-        top = [clf.labels[i] for i in probs.argmax(1)]
-        if detector is None:
-            return top
-        return [label if ok else OOS for label, ok in zip(top, detector.in_scope(features, probs))]
-
-    pred = predictions(clf)
-    result = {"dataset": data.name, "model": encoder, "train_examples": rep.examples,
-              "train_seconds": round(rep.seconds, 1), "epochs": rep.epochs,
-              "threshold": round(detector.threshold, 4) if detector else None, "oos_detector": calibration,
-              "test": report.classification_metrics(data.test.labels, pred),
-              "slices": report.sliced(data.test.texts, data.test.labels, pred),
-              "oos": report.oos_metrics(data.test.labels, pred) if data.has_oos else None}
-    if not args.no_onnx:   # the same model exported to ONNX (fp32, int8), on the same test split
-        from assistant.nlu.onnx_runtime import load_onnx_classifier
-
-        model_dir = Path(args.out) / f"model-{data.name}"
-        clf.save(model_dir)
-        if detector is not None:
-            detector.save(model_dir)
-        result["runtimes"] = {"torch": report.runtime_row(data.test.labels, pred, pred)}
-        for int8 in (False, True):
-            onnx_clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(settings, spec), int8=int8)
-            result["runtimes"][onnx_clf.runtime] = report.runtime_row(data.test.labels, predictions(onnx_clf), pred)
-    paths = report.write(result, data.test.labels, pred, Path(args.out))
-    print(report.markdown(result).split("## Per intent")[0])
+    out_dir = Path(args.out)
+    if args.folds:
+        print(f"{data.name}: {len(every)} examples, {len(data.intents)} intents, {args.folds}-fold cross-validation")
+        outcome = evaluate.cross_validate(settings, every.texts, every.labels, data.name, args.folds, encoder,
+                                          args.epochs, progress=not args.quiet)
+    else:
+        print(f"{data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
+              f"{len(data.intents)} intents{', with out-of-scope' if data.has_oos else ''}")
+        outcome = evaluate.evaluate_split(settings, data, encoder, args.epochs, out_dir, onnx=not args.no_onnx,
+                                          progress=not args.quiet)
+    paths = report.write(outcome.result, outcome.y_true, outcome.y_pred, out_dir)
+    print(report.markdown(outcome.result).split("## Per intent")[0])
     print("reports: " + ", ".join(map(str, paths)))
     return 0
 
@@ -388,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--epochs", type=int, default=None)
     n.add_argument("--out", default="var/reports")
     n.add_argument("--no-onnx", action="store_true", help="skip the ONNX (fp32 and int8) evaluation of the model")
+    n.add_argument("--folds", type=int, default=0,
+                   help="k-fold cross-validation over all the examples instead of the test split (e.g. 5)")
     n.add_argument("--quiet", action="store_true")
     ne = sub.add_parser("nlu-entities", help="entity precision/recall on the annotated examples of nlu_data/")
     ne.add_argument("--out", default="var/reports")

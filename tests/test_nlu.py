@@ -40,6 +40,26 @@ def test_training_data_meets_the_bar(settings):
         assert len(zh) >= 15 and len(texts) - len(zh) >= 15, intent
 
 
+def test_length_grouped_batches_cover_every_example_once_with_less_padding():
+    import random
+
+    from assistant.nlu.classifier import length_grouped_batches
+
+    rng = random.Random(3)
+    lengths = [rng.choice([3, 5, 8, 12, 30]) for _ in range(300)]
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    grouped = length_grouped_batches(lengths, 16, 8, random.Random(1))
+    plain = length_grouped_batches(lengths, 16, 1, random.Random(1))
+    for batches in (grouped, plain):
+        assert sorted(i for b in batches for i in b) == list(range(300))
+        assert sorted(len(b) for b in batches) == [12] + [16] * 18      # 300 = 18 x 16 + 12
+    assert padded(grouped) < 0.75 * padded(plain)
+    assert grouped != length_grouped_batches(lengths, 16, 8, random.Random(2))   # still shuffled per epoch
+
+
 def test_annotations_are_parsed():
     text, spans = parse_annotated('查 [CM100001](order_number) 和 [专业版]{"entity": "plan", "value": "Pro"}')
     assert text == "查 CM100001 和 专业版"

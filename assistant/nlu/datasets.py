@@ -50,6 +50,13 @@ class Dataset:
     def has_oos(self) -> bool:
         return OOS in set(self.test.labels)
 
+    def pooled(self) -> Split:
+        """Every example of every split (for cross-validation)."""
+        out = Split()
+        for part in (self.train, self.valid, self.test):
+            out.extend(part)
+        return out
+
 
 def _read_lines(path: Path) -> list[str]:
     try:
@@ -103,6 +110,30 @@ def stratified(texts: list[str], labels: list[str], name: str, seed: int = 13,
             part.texts += chunk
             part.labels += [label] * len(chunk)
     return Dataset(name, train, valid, test)
+
+
+def kfold(texts: list[str], labels: list[str], name: str, k: int, seed: int = 13) -> list[Dataset]:
+    """``k`` train/valid/test rotations, stratified per label: fold i tests every k-th example of each
+    label (from offset i, after a seeded shuffle). Where the data has out-of-scope examples the next
+    fold is valid (to choose the detector's threshold) and the rest train; otherwise all the rest train."""
+    if k < 2:
+        raise DatasetError(f"cross-validation needs at least 2 folds, got {k}")
+    groups = shuffled_by_label(labels, seed)
+    thin = [label for label, idx in groups if len(idx) < 2]
+    if thin:
+        raise DatasetError(f"intents {', '.join(thin)} have fewer than 2 examples: each needs one to train on and "
+                           "one to test; add examples or leave them out")
+    fold_of = {i: n % k for _, idx in groups for n, i in enumerate(idx)}
+    with_valid = OOS in labels
+    out = []
+    for f in range(k):
+        train, valid, test = Split(), Split(), Split()
+        for i in range(len(texts)):
+            part = test if fold_of[i] == f else (valid if with_valid and fold_of[i] == (f + 1) % k else train)
+            part.texts.append(texts[i])
+            part.labels.append(labels[i])
+        out.append(Dataset(name, train, valid, test))
+    return out
 
 
 def load_csv(path: Path, seed: int = 13) -> Dataset:

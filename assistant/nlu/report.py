@@ -74,6 +74,10 @@ def markdown(result: dict) -> str:
     lines = [f"# Intent classification: {result['dataset']}", "",
              f"- model: {result['model']}, trained on {result['train_examples']} examples in {result['train_seconds']} s",
              f"- test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({m['n']} examples)"]
+    if result.get("folds"):
+        per_fold = ", ".join(f"{f['accuracy']:.4f}" for f in result["per_fold"])
+        lines.append(f"- {result['folds']}-fold cross-validation, every example tested once (figures pooled); "
+                     f"per-fold accuracy {per_fold} (std {result['fold_accuracy_std']:.4f}); training is per fold")
     if result.get("oos"):
         o = result["oos"]
         method = (result.get("oos_detector") or {}).get("method", "softmax")
