@@ -83,6 +83,11 @@ def test_metrics_on_known_predictions():
     assert o == {"in_scope_accuracy": 0.75, "oos_recall": 0.5, "oos_precision": 1.0}
     s = report.sliced(["我要退款", "refund now please", "hi"], ["x", "y", "z"], ["x", "n", "z"])
     assert s["language"]["zh"] == {"n": 1, "accuracy": 1.0} and s["language"]["en"]["accuracy"] == 0.5
+    wrong = report.misclassified(["t1", "t2", "t3", "t4", "t5", "t6"], y_true, ["b", "b", "a", "b", "a", "a"])
+    # grouped by confusion, the most frequent first: a->b (2), oos->a (2), then b->a (1)
+    assert [w["text"] for w in wrong] == ["t1", "t2", "t5", "t6", "t3"]
+    assert wrong[0] == {"text": "t1", "true": "a", "predicted": "b"} and len(report.misclassified(
+        ["t1", "t2", "t3", "t4", "t5", "t6"], y_true, ["b", "b", "a", "b", "a", "a"], limit=2)) == 2
 
 
 def test_the_oos_threshold_costs_at_most_the_allowed_share_of_held_out_accuracy():

@@ -125,4 +125,5 @@ def cross_validate(settings: Settings, texts: list[str], labels: list[str], name
 
 def _metrics(texts: list[str], y_true: list[str], y_pred: list[str], has_oos: bool) -> dict:
     return {"test": report.classification_metrics(y_true, y_pred), "slices": report.sliced(texts, y_true, y_pred),
-            "oos": report.oos_metrics(y_true, y_pred) if has_oos else None}
+            "oos": report.oos_metrics(y_true, y_pred) if has_oos else None,
+            "misclassified": report.misclassified(texts, y_true, y_pred)}

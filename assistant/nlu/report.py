@@ -51,6 +51,15 @@ def sliced(texts: list[str], y_true: list[str], y_pred: list[str]) -> dict:
     return out
 
 
+def misclassified(texts: list[str], y_true: list[str], y_pred: list[str], limit: int = 200) -> list[dict]:
+    """The test examples the model got wrong (up to ``limit``), grouped by confusion, most frequent first:
+    what a data owner reads to decide which examples to add."""
+    pairs = Counter((t, p) for t, p in zip(y_true, y_pred) if t != p)
+    wrong = [{"text": x, "true": t, "predicted": p} for x, t, p in zip(texts, y_true, y_pred) if t != p]
+    wrong.sort(key=lambda w: (-pairs[(w["true"], w["predicted"])], w["true"], w["predicted"]))
+    return wrong[:limit]
+
+
 def oos_metrics(y_true: list[str], y_pred: list[str]) -> dict:
     ins = [i for i, t in enumerate(y_true) if t != OOS]
     oos_true = {i for i, t in enumerate(y_true) if t == OOS}
@@ -94,6 +103,9 @@ def markdown(result: dict) -> str:
         lines += [f"| {name} | {g} | {v['n']} | {v['accuracy']:.4f} |" for g, v in groups.items()]
     lines += ["", "## Worst confusions", "", "| true | predicted | count |", "|---|---|---|"]
     lines += [f"| {c['true']} | {c['predicted']} | {c['count']} |" for c in m["worst_confusions"]]
+    if result.get("misclassified"):
+        lines += ["", "## Misclassified examples", "", "| text | true | predicted |", "|---|---|---|"]
+        lines += [f"| {w['text'].replace('|', '/')} | {w['true']} | {w['predicted']} |" for w in result["misclassified"][:40]]
     lines += ["", "## Per intent", "", "| intent | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
               for k, v in m["per_intent"].items()]
