@@ -143,7 +143,7 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
             from assistant.nlu.datasets import kfold
 
             every = data.pooled()
-            kfold(every.texts, every.labels, data.name, args.folds)     # checked before any training
+            splits = kfold(every.texts, every.labels, data.name, args.folds, settings.nlu_seed)
     except DatasetError as exc:
         print(f"nlu-eval: {exc}", file=sys.stderr)
         return 2
@@ -151,8 +151,7 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
     out_dir = Path(args.out)
     if args.folds:
         print(f"{data.name}: {len(every)} examples, {len(data.intents)} intents, {args.folds}-fold cross-validation")
-        outcome = evaluate.cross_validate(settings, every.texts, every.labels, data.name, args.folds, encoder,
-                                          args.epochs, progress=not args.quiet)
+        outcome = evaluate.cross_validate(settings, splits, encoder, args.epochs, progress=not args.quiet)
     else:
         print(f"{data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
               f"{len(data.intents)} intents{', with out-of-scope' if data.has_oos else ''}")

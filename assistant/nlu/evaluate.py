@@ -89,14 +89,13 @@ def evaluate_split(settings: Settings, data: Dataset, encoder: str, epochs: int 
     return Outcome(result, data.test.texts, data.test.labels, pred)
 
 
-def cross_validate(settings: Settings, texts: list[str], labels: list[str], name: str, folds: int, encoder: str,
-                   epochs: int | None, progress: bool = True) -> Outcome:
-    """``folds``-fold cross-validation, stratified per intent; the figures pool every fold's test part."""
-    from assistant.nlu.datasets import kfold
-
+def cross_validate(settings: Settings, splits: list[Dataset], encoder: str, epochs: int | None,
+                   progress: bool = True) -> Outcome:
+    """Cross-validation over ``splits`` (:func:`assistant.nlu.datasets.kfold`); the figures pool every
+    fold's test part."""
     all_texts, y_true, y_pred, per_fold = [], [], [], []
-    splits = kfold(texts, labels, name, folds, settings.nlu_seed)
-    has_oos = OOS in labels
+    folds, name = len(splits), splits[0].name
+    has_oos = any(data.has_oos for data in splits)
     for n, data in enumerate(splits, 1):
         if progress:
             print(f"fold {n}/{folds}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test",
