@@ -51,7 +51,7 @@ def evaluate(detector, split_features, split_probs, labels: list[str], y_true: l
 
 def main() -> None:
     from assistant.models.registry import resolve_encoder
-    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu import evaluate as nlu_evaluate
     from assistant.nlu.datasets import OOS, load_dataset
     from assistant.nlu.oos import OosDetector, embed, held_out_threshold
     from assistant.nlu.onnx_runtime import load_onnx_classifier
@@ -72,12 +72,8 @@ def main() -> None:
     model_dir = Path(args.model) if args.model else None
     train_seconds = None
     if model_dir is None:
-        keep = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if args.oos_train or label != OOS]
         started = time.perf_counter()
-        clf, _ = IntentClassifier.train([t for t, _ in keep], [label for _, label in keep], resolve_encoder(s),
-                                        s.encoder_model, epochs=args.epochs, batch_size=s.nlu_batch_size,
-                                        learning_rate=s.nlu_learning_rate, max_length=s.nlu_max_tokens,
-                                        seed=s.nlu_seed)
+        clf, _ = nlu_evaluate.train(s, data, s.encoder_model, args.epochs, progress=True, oos_as_intent=args.oos_train)
         train_seconds = round(time.perf_counter() - started, 1)
         model_dir = s.var_dir / f"nlu-oos-{data.name}{'-oos-train' if args.oos_train else ''}"
         clf.save(model_dir)

@@ -41,7 +41,7 @@ DEFAULT_DATA = ["nlu_data", "../shared/datasets/HWU64", "../shared/datasets/CLIN
 # -- the BERT side (a child process of the app environment) --------------------------------------
 def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int) -> None:
     from assistant.models.registry import resolve_encoder
-    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu import evaluate
     from assistant.nlu.data import load_nlu_data
     from assistant.nlu.datasets import OOS, load_dataset
     from assistant.nlu.entities import EntityExtractor
@@ -54,10 +54,7 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
     data = load_dataset(Path(data_path), s.nlu_seed)
     train = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if label != OOS]
     started = time.perf_counter()
-    clf, rep = IntentClassifier.train([t for t, _ in train], [label for _, label in train], resolve_encoder(s),
-                                      s.encoder_model, epochs=epochs or s.nlu_epochs, batch_size=s.nlu_batch_size,
-                                      learning_rate=s.nlu_learning_rate, max_length=s.nlu_max_tokens, seed=s.nlu_seed,
-                                      progress=False)
+    clf, rep = evaluate.train(s, data, s.encoder_model, epochs, progress=False)
     train_seconds = time.perf_counter() - started
     model_dir = Path(tempfile.mkdtemp(prefix="bert-bench-"))
     clf.save(model_dir)

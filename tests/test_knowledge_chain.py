@@ -134,3 +134,30 @@ def test_the_bm25_index_gives_back_each_chunks_terms(answerer):
     for i in s.docstore.ids:
         assert s.lexical.terms_of(i) == set(tokenize(s.docstore.docs[i].page_content)), i
     assert s.lexical.terms_of("no-such-chunk") == set()
+
+
+def test_misspelt_query_terms_are_corrected_to_indexed_ones(answerer):
+    """'reciepts', 'cancle', 'subscripton' are in no chunk: BM25 would ignore them and the
+    answerability test would read them as words the knowledge base has never seen."""
+    lexical = answerer.searcher.lexical
+    vocabulary = lexical.document_frequencies()[0]
+    assert "reciepts" not in vocabulary and "receipts" in vocabulary
+    assert lexical.query_terms("where are my reciepts") == ["receipts"]
+    assert lexical.query_terms("how do i cancle my subscripton") == ["cancel", "subscription"]
+    # unknown product names stay unknown; Chinese terms and short words are left alone
+    assert lexical.query_terms("Do you support WebDAV?") == ["support", "webdav"]
+    assert lexical.query_terms("发漂几天能开出来") == lexical.tokenizer("发漂几天能开出来")
+    misspelt = [h.unit for h in answerer.searcher.search("where are my reciepts", "en", "bm25", k=3)]
+    correct = [h.unit for h in answerer.searcher.search("where are my receipts", "en", "bm25", k=3)]
+    assert misspelt == correct and "faq.yml#find-receipts" in correct
+
+
+def test_spelling_correction_picks_the_closest_then_the_most_frequent_term():
+    from assistant.knowledge.spelling import TermCorrector, edit_distance
+
+    fix = TermCorrector({"receipts": 3, "cancel": 5, "plan": 4, "plans": 2, "invoice": 4, "api": 3})
+    assert [fix(t) for t in ("reciepts", "cancle", "invocie", "apii")] == ["receipts", "cancel", "invoice", "api"]
+    assert [fix(t) for t in ("zapier", "pln", "plan", "退款")] == ["zapier", "pln", "plan", "退款"]
+    assert fix("planz") == "plan"          # one edit from 'plan' and from 'plans': the more frequent wins
+    assert fix("plams") == "plans"         # one edit from 'plans', two from 'plan': the closer wins
+    assert edit_distance("cancle", "cancel", 2) == 1 and edit_distance("abc", "xyz", 1) == 2

@@ -151,6 +151,8 @@ def test_kfold_tests_every_example_once_and_never_trains_on_it():
         kfold(texts, labels, "tiny", 1)
     with pytest.raises(DatasetError, match="intents lonely have fewer than 2 examples"):
         kfold(texts + ["just one"], labels + ["lonely"], "tiny", 3)
+    with pytest.raises(DatasetError, match="use 3 or more folds, not 2"):   # test + valid would leave no train
+        kfold(texts + OOS, labels + ["oos"] * len(OOS), "tiny", 2)
 
 
 def test_nlu_eval_cross_validation(tmp_path):

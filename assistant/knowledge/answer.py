@@ -188,7 +188,7 @@ def make_answerer(settings, embeddings=None, generator: Generator | None = None,
 
     embeddings = embeddings or make_embeddings(settings)
     searcher = load_searcher(settings, embeddings)
-    searcher.lexical.tokenizer("预热 warm-up")  # load jieba's dictionary now, not on a user's turn
+    searcher.lexical.query_terms("预热 warm-up")  # load jieba and the spelling index now, not on a user's turn
     if generator is None and with_generator:
         generator = make_generator(settings, embeddings)
     return KnowledgeAnswerer(searcher, generator, settings.kb_min_score,

@@ -69,6 +69,7 @@ class LexicalIndex:
         self._bm25 = None
         self._groups: dict[str, np.ndarray] = {}
         self._by_doc = None
+        self._corrector = None
 
     def build(self, ids: Sequence[str], texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
         import bm25s
@@ -77,7 +78,7 @@ class LexicalIndex:
         self._bm25 = bm25s.BM25()
         corpus = [self.tokenizer(t) or ["\u2205"] for t in texts]
         self._bm25.index(corpus, show_progress=False)
-        self._by_doc = None
+        self._by_doc = self._corrector = None
         self._set_groups(groups)
 
     def _set_groups(self, groups: Iterable[str] | None) -> None:
@@ -89,10 +90,26 @@ class LexicalIndex:
             self._groups[g] = np.array([x == g for x in groups], dtype=np.float32)
         self._group_list = groups
 
+    def query_terms(self, query: str) -> list[str]:
+        """The search terms of a query, misspelt Latin words corrected to indexed ones
+        (:mod:`assistant.knowledge.spelling`)."""
+        terms = self.tokenizer(query)
+        if self._bm25 is None or not terms:
+            return terms
+        if self._corrector is None:
+            from assistant.knowledge.spelling import TermCorrector
+
+            self._corrector = TermCorrector(self.document_frequencies()[0])
+        return [self._corrector(t) for t in terms]
+
     def search(self, query: str, k: int = 10, group: str | None = None) -> list[tuple[str, float]]:
+        return self.search_terms(self.query_terms(query), k, group)
+
+    def search_terms(self, terms: list[str], k: int = 10, group: str | None = None) -> list[tuple[str, float]]:
+        """BM25 top ``k`` for terms from :meth:`query_terms`, restricted to ``group`` when given."""
         if self._bm25 is None or not self.ids:
             return []
-        terms = [t for t in self.tokenizer(query) if t in self._bm25.vocab_dict]
+        terms = [t for t in terms if t in self._bm25.vocab_dict]
         if not terms:
             return []
         scores = self._bm25.get_scores(terms)

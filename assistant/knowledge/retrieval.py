@@ -154,9 +154,10 @@ class HybridSearcher:
         cfg = self.config
         qvec = np.asarray(self.embed_query(query), dtype=np.float32)
         dense = self._vector(qvec, lang, cfg.candidates)
-        lexical = self.lexical.search(query, cfg.candidates, group=lang)
+        query_terms = self.lexical.query_terms(query)
+        lexical = self.lexical.search_terms(query_terms, cfg.candidates, group=lang)
         hits = self._fused(qvec, dense, lexical)[: cfg.rerank_depth]
-        terms = list(dict.fromkeys(self.lexical.tokenizer(query)))
+        terms = list(dict.fromkeys(query_terms))
         return candidate_features(hits, {i: r for r, (i, _) in enumerate(dense)},
                                   {i: r for r, (i, _) in enumerate(lexical)}, terms, self.term_stats(), self._terms_of, lang)
 

@@ -123,8 +123,11 @@ def kfold(texts: list[str], labels: list[str], name: str, k: int, seed: int = 13
     if thin:
         raise DatasetError(f"intents {', '.join(thin)} have fewer than 2 examples: each needs one to train on and "
                            "one to test; add examples or leave them out")
-    fold_of = {i: n % k for _, idx in groups for n, i in enumerate(idx)}
     with_valid = OOS in labels
+    if with_valid and k < 3:
+        raise DatasetError(f"this data has out-of-scope ('{OOS}') examples, so each rotation needs a fold to test, "
+                           f"one to choose the threshold on and at least one to train: use 3 or more folds, not {k}")
+    fold_of = {i: n % k for _, idx in groups for n, i in enumerate(idx)}
     out = []
     for f in range(k):
         train, valid, test = Split(), Split(), Split()

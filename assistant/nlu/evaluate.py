@@ -29,11 +29,14 @@ class Outcome:
     y_pred: list[str]
 
 
-def train(settings: Settings, data: Dataset, encoder: str, epochs: int | None, progress: bool):
+def train(settings: Settings, data: Dataset, encoder: str, epochs: int | None, progress: bool,
+          oos_as_intent: bool = False):
+    """Fine-tune on the train split with the configured hyper-parameters; out-of-scope examples are left
+    out (the detector handles them) unless ``oos_as_intent`` makes them a class of their own."""
     from assistant.models.registry import resolve_encoder
     from assistant.nlu.classifier import IntentClassifier
 
-    keep = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if label != OOS]
+    keep = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if oos_as_intent or label != OOS]
     return IntentClassifier.train([t for t, _ in keep], [label for _, label in keep],
                                   resolve_encoder(settings, encoder), encoder, epochs=epochs or settings.nlu_epochs,
                                   batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
