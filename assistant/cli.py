@@ -123,7 +123,8 @@ def cmd_train_kb_ranker(settings: Settings, args) -> int:
     searcher = load_searcher(settings, with_ranker=False)
     started = time.perf_counter()
     examples = collect(searcher, answerable, unanswerable, progress=not args.quiet)
-    ranker = fit(examples, searcher.term_stats(), meta={"questions_file": str(questions)})
+    ranker = fit(examples, searcher.term_stats(), settings.kb_max_false_refusal,
+                 meta={"questions_file": str(questions)})
     ranker.save(settings.kb_ranker_file)
     print(f"knowledge ranker: {len(answerable)} answerable + {len(unanswerable)} unanswerable questions, "
           f"refusal threshold {ranker.threshold:.3f}, {time.perf_counter() - started:.0f} s -> {settings.kb_ranker_file}")

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     chroma_dir: Path | None = Field(None, description="Persistent Chroma directory. Default: var/chroma")
     chroma_collection: str = "cloudmax_kb"
     kb_min_score: float = Field(0.84, description="Minimum cosine similarity for a knowledge answer.")
+    kb_max_false_refusal: float = Field(
+        0.03, ge=0.0, lt=0.5,
+        description="Trained answerability test: its refusal threshold is set to refuse at most this share of the "
+                    "labelled answerable questions (higher refuses more unanswerable ones too; `assistant eval-kb` "
+                    "shows the trade-off). Takes effect at `assistant train-kb-ranker`.")
     kb_faq_direct_score: float = Field(0.93, description="FAQ question similarity above which its curated answer is used as is.")
     kb_top_k: int = Field(5, gt=0)
     kb_encoder_runtime: str = Field("onnx", description="onnx (ONNX Runtime fp32, exported once; 2.7x faster queries) | torch.")

@@ -93,6 +93,23 @@ def test_cross_validation_judges_each_question_with_a_model_that_never_saw_it(an
     assert 0.0 < full.threshold < 1.0
 
 
+def test_a_higher_false_refusal_budget_refuses_more_of_both_kinds(answerer, examples):
+    """kb_max_false_refusal is the company's trade-off: the cross-validated operating points that
+    eval-kb reports refuse nested sets, and the shipped threshold rises with the budget."""
+    from assistant.knowledge.evaluate import refusal_tradeoff
+
+    stats = answerer.searcher.term_stats()
+    answerable = [e.question for e in examples if e.answerable]
+    unanswerable = [e.question for e in examples if not e.answerable]
+    rows = refusal_tradeoff(examples, stats, answerable, unanswerable, targets=(0.01, 0.05, 0.2))
+    assert [r["max_false_refusal"] for r in rows] == [0.01, 0.05, 0.2]
+    for low, high in zip(rows, rows[1:]):
+        assert high["unanswerable_refused"] >= low["unanswerable_refused"]
+        assert high["answerable_wrongly_refused"] >= low["answerable_wrongly_refused"]
+    assert rows[-1]["unanswerable_refused"] > rows[0]["unanswerable_refused"]
+    assert fit(examples, stats, 0.2).threshold > fit(examples, stats, 0.01).threshold
+
+
 def test_the_threshold_refuses_at_most_the_target_share_of_answerable_questions():
     p = np.linspace(0.05, 0.95, 100)
     t = pick_threshold(p, 0.05)

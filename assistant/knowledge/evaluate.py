@@ -155,7 +155,7 @@ def run_evaluation(settings, questions: Path, progress: bool = True) -> dict:
     answerer = make_answerer(settings)
     searcher = answerer.searcher
     examples = collect(searcher, answerable, unanswerable, progress=progress)
-    cv = cross_validate(examples, searcher.term_stats())
+    cv = cross_validate(examples, searcher.term_stats(), target_false_refusal=settings.kb_max_false_refusal)
     refused = {e.question.id for e in examples if cv.refused[e.question.id]}
     return {"questions": len(answerable), "unanswerable": len(unanswerable),
             "settings": {"encoder": settings.encoder_model, "generator": settings.kb_generator,
@@ -164,8 +164,28 @@ def run_evaluation(settings, questions: Path, progress: bool = True) -> dict:
             "retrieval": evaluate_retrieval(searcher, answerable, progress=progress, reranked=cv.rankings),
             "refusal_cv": {**refusal_metrics({q.id for q in unanswerable} & refused,
                                              {q.id for q in answerable} & refused, answerable, unanswerable),
-                           "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds]},
+                           "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds],
+                           "max_false_refusal": settings.kb_max_false_refusal},
+            "refusal_tradeoff": refusal_tradeoff(examples, searcher.term_stats(), answerable, unanswerable),
             **evaluate_answers(answerer, answerable, unanswerable)}
+
+
+def refusal_tradeoff(examples, stats, answerable: list[EvalQuestion], unanswerable: list[EvalQuestion],
+                     targets: tuple[float, ...] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.10)) -> list[dict]:
+    """Cross-validated refusal at each setting of ``kb_max_false_refusal``: the operating points a
+    company can choose between (the threshold is set on training folds, so the false-refusal rate
+    measured on held-out questions lands near, not at, the target)."""
+    from assistant.knowledge.ranker_training import cross_validate
+
+    rows = []
+    for target in targets:
+        cv = cross_validate(examples, stats, target_false_refusal=target)
+        refused = {qid for qid, r in cv.refused.items() if r}
+        m = refusal_metrics({q.id for q in unanswerable} & refused, {q.id for q in answerable} & refused,
+                            answerable, unanswerable)
+        rows.append({"max_false_refusal": target, "unanswerable_refused": m["refusal_recall"],
+                     "answerable_wrongly_refused": m["answerable_wrongly_refused"]})
+    return rows
 
 
 def refusal_metrics(refused_un: set, refused_ans: set, answerable: list[EvalQuestion],
@@ -208,6 +228,12 @@ def markdown_report(result: dict) -> str:
                       f"- unanswerable refused (recall): {r['refusal_recall']}",
                       f"- refusal precision: {r['refusal_precision']}",
                       f"- answerable wrongly refused: {r['answerable_wrongly_refused']}", ""]
+    if "refusal_tradeoff" in result:
+        lines += ["## Refusal trade-off, cross-validated (setting `ASSISTANT_KB_MAX_FALSE_REFUSAL`)", "",
+                  "| max false refusal (training) | unanswerable refused | answerable wrongly refused (held out) |",
+                  "|---|---|---|"]
+        lines += [f"| {r['max_false_refusal']:.2f} | {r['unanswerable_refused']} | {r['answerable_wrongly_refused']} |"
+                  for r in result["refusal_tradeoff"]] + [""]
     if "answers" in result:
         a = result["answers"]
         lines += ["## Answers", "", f"- answered: {a['answered']} ({a['by_kind']})",
