@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     nlu_max_tokens: int = Field(64, gt=8)
     nlu_epochs: int = Field(8, gt=0)
     nlu_batch_size: int = Field(16, gt=0)
-    nlu_learning_rate: float = Field(6e-5, gt=0)
+    nlu_learning_rate: float = Field(1e-4, gt=0)
     nlu_seed: int = 13
     torch_threads: int = Field(0, ge=0, description="0 = let torch decide.")
     nlu_runtime: str = Field(

@@ -81,8 +81,8 @@ def test_a_model_trained_with_other_features_is_refused_with_the_fix(answerer, t
 def test_cross_validation_judges_each_question_with_a_model_that_never_saw_it(answerer, examples):
     stats = answerer.searcher.term_stats()
     cv = cross_validate(examples, stats, folds=3)
-    assert set(cv.refused) == {e.question.id for e in examples}
-    assert len(cv.thresholds) == 3
+    assert set(cv.refused()) == {e.question.id for e in examples}
+    assert len(cv.thresholds()) == 3
     # out of fold, the test must still separate the two kinds far better than chance
     p_ans = [cv.p_answerable[e.question.id] for e in examples if e.answerable and not e.guarded]
     p_un = [cv.p_answerable[e.question.id] for e in examples if not e.answerable and not e.guarded]
@@ -101,7 +101,8 @@ def test_a_higher_false_refusal_budget_refuses_more_of_both_kinds(answerer, exam
     stats = answerer.searcher.term_stats()
     answerable = [e.question for e in examples if e.answerable]
     unanswerable = [e.question for e in examples if not e.answerable]
-    rows = refusal_tradeoff(examples, stats, answerable, unanswerable, targets=(0.01, 0.05, 0.2))
+    cv = cross_validate(examples, stats, folds=3)
+    rows = refusal_tradeoff(cv, answerable, unanswerable, targets=(0.01, 0.05, 0.2))
     assert [r["max_false_refusal"] for r in rows] == [0.01, 0.05, 0.2]
     for low, high in zip(rows, rows[1:]):
         assert high["unanswerable_refused"] >= low["unanswerable_refused"]

@@ -155,8 +155,9 @@ def run_evaluation(settings, questions: Path, progress: bool = True) -> dict:
     answerer = make_answerer(settings)
     searcher = answerer.searcher
     examples = collect(searcher, answerable, unanswerable, progress=progress)
-    cv = cross_validate(examples, searcher.term_stats(), target_false_refusal=settings.kb_max_false_refusal)
-    refused = {e.question.id for e in examples if cv.refused[e.question.id]}
+    cv = cross_validate(examples, searcher.term_stats())
+    budget = settings.kb_max_false_refusal
+    refused = {qid for qid, r in cv.refused(budget).items() if r}
     return {"questions": len(answerable), "unanswerable": len(unanswerable),
             "settings": {"encoder": settings.encoder_model, "generator": settings.kb_generator,
                          "retrieval_mode": settings.kb_retrieval_mode,
@@ -164,23 +165,21 @@ def run_evaluation(settings, questions: Path, progress: bool = True) -> dict:
             "retrieval": evaluate_retrieval(searcher, answerable, progress=progress, reranked=cv.rankings),
             "refusal_cv": {**refusal_metrics({q.id for q in unanswerable} & refused,
                                              {q.id for q in answerable} & refused, answerable, unanswerable),
-                           "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds],
-                           "max_false_refusal": settings.kb_max_false_refusal},
-            "refusal_tradeoff": refusal_tradeoff(examples, searcher.term_stats(), answerable, unanswerable),
+                           "folds": FOLDS, "thresholds": [round(t, 3) for t in cv.thresholds(budget)],
+                           "max_false_refusal": budget},
+            "refusal_tradeoff": refusal_tradeoff(cv, answerable, unanswerable),
             **evaluate_answers(answerer, answerable, unanswerable)}
 
 
-def refusal_tradeoff(examples, stats, answerable: list[EvalQuestion], unanswerable: list[EvalQuestion],
+def refusal_tradeoff(cv, answerable: list[EvalQuestion], unanswerable: list[EvalQuestion],
                      targets: tuple[float, ...] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.10)) -> list[dict]:
     """Cross-validated refusal at each setting of ``kb_max_false_refusal``: the operating points a
-    company can choose between (the threshold is set on training folds, so the false-refusal rate
-    measured on held-out questions lands near, not at, the target)."""
-    from assistant.knowledge.ranker_training import cross_validate
-
+    company can choose between, from one cross-validation (``cv``; the threshold is set on the
+    training folds, so the false-refusal rate measured on held-out questions lands near, not at,
+    the target)."""
     rows = []
     for target in targets:
-        cv = cross_validate(examples, stats, target_false_refusal=target)
-        refused = {qid for qid, r in cv.refused.items() if r}
+        refused = {qid for qid, r in cv.refused(target).items() if r}
         m = refusal_metrics({q.id for q in unanswerable} & refused, {q.id for q in answerable} & refused,
                             answerable, unanswerable)
         rows.append({"max_false_refusal": target, "unanswerable_refused": m["refusal_recall"],

@@ -72,6 +72,18 @@ def _answer_rows(examples: list[Example], rerank_models: list[Linear], stats) ->
 
 def fit(examples: list[Example], stats, target_false_refusal: float = TARGET_FALSE_REFUSAL, seed: int = 0,
         meta: dict | None = None) -> KnowledgeRanker:
+    rerank, answerable, p_train = _fit_models(examples, stats, seed)
+    threshold = pick_threshold(p_train, target_false_refusal)
+    return KnowledgeRanker(rerank, answerable, threshold, {
+        "trained": time.strftime("%Y-%m-%dT%H:%M:%S"), "questions": len(examples),
+        "answerable": sum(e.answerable and not e.guarded for e in examples),
+        "unanswerable": sum(not e.answerable and not e.guarded for e in examples),
+        "target_false_refusal": target_false_refusal, **(meta or {})})
+
+
+def _fit_models(examples: list[Example], stats, seed: int) -> tuple[Linear, Linear, np.ndarray]:
+    """The reranker, the answerability test, and that test's probabilities for its own answerable
+    training questions (the threshold for any false-refusal budget is drawn from these)."""
     rerank = _fit_rerank(examples)
     fold = _folds(examples, FOLDS, seed + 1)
     oof = [None] * len(examples)
@@ -84,12 +96,7 @@ def fit(examples: list[Example], stats, target_false_refusal: float = TARGET_FAL
     X = _answer_rows([examples[n] for n in train], [oof[n] for n in train], stats)
     y = np.array([float(examples[n].answerable) for n in train])
     answerable = Linear.fit(ANSWER_FEATURES, X, y, C=1.0)
-    p = answerable.proba(X)
-    threshold = pick_threshold(p[y == 1], target_false_refusal)
-    return KnowledgeRanker(rerank, answerable, threshold, {
-        "trained": time.strftime("%Y-%m-%dT%H:%M:%S"), "questions": len(examples),
-        "answerable": int(y.sum()), "unanswerable": int(len(y) - y.sum()),
-        "target_false_refusal": target_false_refusal, **(meta or {})})
+    return rerank, answerable, answerable.proba(X)[y == 1]
 
 
 def pick_threshold(p_answerable: np.ndarray, target_false_refusal: float) -> float:
@@ -105,17 +112,27 @@ def pick_threshold(p_answerable: np.ndarray, target_false_refusal: float) -> flo
 class CVResult:
     rankings: dict[str, list]      # question id -> reranked hits (by a model that never saw it)
     p_answerable: dict[str, float]
-    refused: dict[str, bool]
-    thresholds: list[float]
+    guarded: set[str]              # refused by the guards whatever the threshold
+    fold_of: dict[str, int]
+    train_p: list[np.ndarray]      # per fold: its model's probabilities for its own answerable questions
+
+    def thresholds(self, target_false_refusal: float = TARGET_FALSE_REFUSAL) -> list[float]:
+        """Each fold's threshold for a false-refusal budget, set on that fold's training questions."""
+        return [pick_threshold(p, target_false_refusal) for p in self.train_p]
+
+    def refused(self, target_false_refusal: float = TARGET_FALSE_REFUSAL) -> dict[str, bool]:
+        """Question id -> refused by the model that never saw it, at that budget."""
+        t = self.thresholds(target_false_refusal)
+        return {qid: qid in self.guarded or p < t[self.fold_of[qid]] for qid, p in self.p_answerable.items()}
 
 
-def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int = 0,
-                   target_false_refusal: float = TARGET_FALSE_REFUSAL) -> CVResult:
+def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int = 0) -> CVResult:
+    """Fits each fold's models once; any false-refusal budget is then applied by ``CVResult.refused``."""
     fold = _folds(examples, folds, seed)
-    rankings, probs, refused, thresholds = {}, {}, {}, []
+    rankings, probs, train_p = {}, {}, []
     for f in range(folds):
-        model = fit([e for e, g in zip(examples, fold) if g != f], stats, target_false_refusal, seed)
-        thresholds.append(model.threshold)
+        rerank, answerable, p_train = _fit_models([e for e, g in zip(examples, fold) if g != f], stats, seed)
+        train_p.append(p_train)
         for e, g in zip(examples, fold):
             if g != f:
                 continue
@@ -123,9 +140,9 @@ def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int
             if not e.cands.hits:
                 rankings[qid], probs[qid] = [], 0.0
             else:
-                scores = model.rerank.proba(e.cands.X)
+                scores = rerank.proba(e.cands.X)
                 order = np.argsort(-scores, kind="stable")
                 rankings[qid] = [e.cands.hits[i] for i in order]
-                probs[qid] = float(model.answerable.proba(answer_features(e.cands, scores, stats))[0])
-            refused[qid] = e.guarded or probs[qid] < model.threshold
-    return CVResult(rankings, probs, refused, thresholds)
+                probs[qid] = float(answerable.proba(answer_features(e.cands, scores, stats))[0])
+    return CVResult(rankings, probs, {e.question.id for e in examples if e.guarded},
+                    {e.question.id: int(g) for e, g in zip(examples, fold)}, train_p)

@@ -169,7 +169,7 @@ class IntentClassifier:
         *,
         epochs: int = 8,
         batch_size: int = 16,
-        learning_rate: float = 6e-5,
+        learning_rate: float = 1e-4,
         max_length: int = 64,
         seed: int = 13,
         progress: bool = True,
