@@ -1,13 +1,20 @@
 """How fast does the NLU service classify one short message, per runtime?
 
 The trained classifier (models/nlu) through the service's own code path (``NluParser.parse``:
-cleaning, classifier, threshold, entities) at batch 1, for each runtime in the same process, taking
-turns message by message so machine noise hits them alike: PyTorch (the baseline), ONNX Runtime
-fp32 and ONNX Runtime int8. Then the HTTP round trip of ``POST /model/parse`` on the service with
+cleaning, classifier, threshold, entities) at batch 1, for each runtime in the same process: PyTorch (the
+baseline), ONNX Runtime fp32 and ONNX Runtime int8. They take turns round by round (a round: every
+message once) so machine noise hits them alike; not message by message, because one runtime's idle
+threads spin for a while after each call (PyTorch's OpenMP pool, ONNX Runtime's own) and slow the
+next runtime's call, which a service running one runtime never sees. Then the HTTP round trip of ``POST /model/parse`` on the service with
 the configured runtime. Also: how often each runtime's intent agrees with PyTorch's on every
 ``nlu_data/`` example. Target: p50 ≤ 10 ms and p95 ≤ 20 ms for short messages.
 
-    .venv/bin/python -m benchmarks.nlu_latency [--rounds 30] [--threads 0]
+One more row runs ONNX fp32 with OpenBLAS at its default thread count, which the service no longer
+uses (``limit_blas_threads``): the baseline for that choice, in the same process. ``--texts FILE``
+times 100 lines of a file (e.g. ``../shared/datasets/CLINC150/test/seq.in``) instead of the 16
+built-in short messages.
+
+    .venv/bin/python -m benchmarks.nlu_latency [--rounds 30] [--threads 0] [--texts FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from assistant.settings import Settings
 from assistant.stack import Stack, preflight, service_specs
@@ -51,7 +59,7 @@ def agreement(by_runtime: dict, texts: list[str]) -> dict:
     return out
 
 
-def http_round_trip(settings: Settings, rounds: int) -> dict:
+def http_round_trip(settings: Settings, rounds: int, texts: list[str]) -> dict:
     var = Path(tempfile.mkdtemp(prefix="bench-nlu-"))
     s = settings.model_copy(update={"var_dir": var, "nlu_port": 25306})
     s.__pydantic_fields_set__.update({"var_dir", "nlu_port"})
@@ -61,35 +69,45 @@ def http_round_trip(settings: Settings, rounds: int) -> dict:
     try:
         with httpx.Client(timeout=10) as client:
             for _ in range(rounds):
-                for text in SHORT:
+                for text in texts:
                     started = time.perf_counter()
                     client.post(f"{s.nlu_url}/model/parse", json={"text": text}).raise_for_status()
                     times.append(time.perf_counter() - started)
     finally:
         stack.stop()
-    return summary_ms(times[len(SHORT):])    # the first round warms up
+    return summary_ms(times[len(texts):])    # the first round warms up
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: the library's default)")
+    ap.add_argument("--texts", type=Path, help="time 100 evenly spaced lines of this file instead of the short messages")
     args = ap.parse_args()
+    texts = SHORT
+    if args.texts:
+        lines = [line for line in args.texts.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = lines[::max(1, len(lines) // 100)][:100]
     settings = Settings(_env_file=None)
     problems = preflight(settings, need_rasa=False)
     if problems:
         raise SystemExit("the project is not set up: " + "; ".join(problems))
-    by_runtime = parsers(settings, args.threads)
+    blas_default = max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=1)
+    by_runtime = parsers(settings, args.threads)             # load_parser leaves one BLAS thread
+    runs = [(runtime, parser, 1) for runtime, parser in by_runtime.items()]
+    runs.append((f"onnx, {blas_default} BLAS threads (before)", by_runtime["onnx"], blas_default))
     for parser in by_runtime.values():                       # warm up
-        for text in SHORT:
+        for text in texts:
             parser.parse(text)
-    times = {runtime: [] for runtime in by_runtime}
+    times = {name: [] for name, _, _ in runs}
     for _ in range(args.rounds):
-        for text in SHORT:
-            for runtime, parser in by_runtime.items():
-                started = time.perf_counter()
-                parser.parse(text)
-                times[runtime].append(time.perf_counter() - started)
+        for name, parser, blas in runs:
+            with threadpool_limits(limits=blas, user_api="blas"):
+                parser.parse(texts[-1])                      # untimed: the last runtime's threads settle
+                for text in texts:
+                    started = time.perf_counter()
+                    parser.parse(text)
+                    times[name].append(time.perf_counter() - started)
     from assistant.nlu.data import load_nlu_data
 
     examples = [e.text for e in load_nlu_data(settings.nlu_data_dir).examples]
@@ -99,13 +117,16 @@ def main() -> None:
     for runtime, t in times.items():
         m = summary_ms(t)
         rows.append({"runtime": runtime, "p50_ms": m["p50_ms"], "p95_ms": m["p95_ms"], "max_ms": m["max_ms"],
-                     "speedup_p50": round(base["p50_ms"] / m["p50_ms"], 2), "agreement_with_torch": agree[runtime]})
-    http = http_round_trip(settings, max(5, args.rounds // 3))
+                     "speedup_p50": round(base["p50_ms"] / m["p50_ms"], 2),
+                     "agreement_with_torch": agree.get(runtime, agree["onnx"])})
+    http = http_round_trip(settings, max(5, args.rounds // 3), texts)
     rows.append({"runtime": f"HTTP POST /model/parse ({settings.nlu_runtime})", "p50_ms": http["p50_ms"],
                  "p95_ms": http["p95_ms"], "max_ms": http["max_ms"], "speedup_p50": "", "agreement_with_torch": ""})
-    print_table(f"NLU parse at batch 1, {len(SHORT)} short messages x {args.rounds} rounds "
+    what = f"{len(texts)} lines of {args.texts}" if args.texts else f"{len(texts)} short messages"
+    print_table(f"NLU parse at batch 1, {what} x {args.rounds} rounds "
                 f"(threads={args.threads or 'default'}; {len(examples)} nlu_data examples for agreement)", rows)
-    write_json("nlu_latency", {"threads": args.threads, "rounds": args.rounds, "rows": rows})
+    name = f"nlu_latency_{args.texts.parent.parent.name.lower()}" if args.texts else "nlu_latency"
+    write_json(name, {"threads": args.threads, "rounds": args.rounds, "texts": str(args.texts or "short"), "rows": rows})
 
 
 if __name__ == "__main__":

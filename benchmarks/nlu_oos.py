@@ -49,6 +49,23 @@ def evaluate(detector, split_features, split_probs, labels: list[str], y_true: l
     return row
 
 
+class KnnMargin:
+    """Scratch detector, measured here before any product code uses it: the nearest in-scope
+    training example's cosine similarity minus ``weight`` times the nearest out-of-scope one's."""
+
+    def __init__(self, in_features: np.ndarray, oos_features: np.ndarray, weight: float):
+        from assistant.models.encoder import unit_rows
+
+        self.unit = unit_rows
+        self.bank, self.negatives, self.weight = unit_rows(in_features), unit_rows(oos_features), weight
+        self.threshold = float("-inf")
+        self.method = f"knn margin w={weight}"
+
+    def scores(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        x = self.unit(np.asarray(features, dtype=np.float32))
+        return (x @ self.bank.T).max(1) - self.weight * (x @ self.negatives.T).max(1)
+
+
 def main() -> None:
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import evaluate as nlu_evaluate
@@ -78,12 +95,14 @@ def main() -> None:
         model_dir = s.var_dir / f"nlu-oos-{data.name}{'-oos-train' if args.oos_train else ''}"
         clf.save(model_dir)
     clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(s, spec), int8=False, threads=s.torch_threads)
+    oos_trained = OOS in clf.labels
     started = time.perf_counter()
     train_f, train_p = embed(clf, data.train.texts)
     valid_f, valid_p = embed(clf, data.valid.texts)
     test_f, test_p = embed(clf, data.test.texts)
     embed_s = time.perf_counter() - started
-    in_train = [i for i, label in enumerate(data.train.labels) if label in clf.labels]
+    # the detectors' statistics come from in-scope examples (an oos class, if trained, is not "in scope")
+    in_train = [i for i, label in enumerate(data.train.labels) if label in clf.labels and label != OOS]
     v_in = np.array([label != OOS for label in data.valid.labels])
     v_labels = [label for label in data.valid.labels if label != OOS]
 
@@ -99,9 +118,16 @@ def main() -> None:
             score_ms = (time.perf_counter() - t0) * 1000 / len(data.test)
             rows.append({"detector": method + (f" k={k}" if method == "knn" else ""), "max_loss": loss,
                          **row, "fit_s": round(fit_s, 2), "score_ms_per_msg": round(score_ms, 3)})
+    oos_train_idx = [i for i, label in enumerate(data.train.labels) if label == OOS]
+    for weight in (0.5, 1.0) if oos_train_idx else ():
+        det = KnnMargin(train_f[in_train], train_f[oos_train_idx], weight)
+        for loss in args.max_loss:
+            det.threshold, _ = held_out_threshold(det, clf, valid_f[v_in], valid_p[v_in], v_labels, loss)
+            rows.append({"detector": det.method, "max_loss": loss,
+                         **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
     print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
-                f"{'oos examples trained as a class' if args.oos_train else 'in-scope training only'})", rows)
-    write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if args.oos_train else ''}",
+                f"{'oos examples trained as a class' if oos_trained else 'in-scope training only'})", rows)
+    write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}",
                {"dataset": data.name, "model_dir": str(model_dir), "labels": len(clf.labels),
                 "train_seconds": train_seconds, "embed_seconds": round(embed_s, 1), "rows": rows})
 

@@ -18,7 +18,10 @@ training time, latency at batch 1 and peak memory.
 
 Each side runs in a process of its own, so that its peak memory (VmHWM: training + inference) is
 its own. Latency: one message at a time over up to ``--latency-samples`` test messages, after a
-warm-up.
+warm-up. ``--oos-train`` gives both sides the dataset's out-of-scope training examples as one more
+class (CLINC150's 100 ``oos`` examples); by default both train on in-scope examples only. The
+results JSON is rewritten as each side finishes, so a long run that is stopped keeps what it
+measured; the BERT side's model stays in ``var/`` (``benchmarks.nlu_oos --model`` reads it).
 
     .venv/bin/python -m benchmarks.nlu_vs_diet [--data nlu_data ../shared/datasets/HWU64 ...]
 """
@@ -39,7 +42,7 @@ DEFAULT_DATA = ["nlu_data", "../shared/datasets/HWU64", "../shared/datasets/CLIN
 
 
 # -- the BERT side (a child process of the app environment) --------------------------------------
-def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int) -> None:
+def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int, oos_train: bool) -> None:
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import evaluate
     from assistant.nlu.data import load_nlu_data
@@ -48,15 +51,16 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
     from assistant.nlu.onnx_runtime import load_onnx_classifier
     from assistant.nlu.oos import OosDetector, embed
     from assistant.nlu.parser import NluParser, ParserConfig
+    from assistant.nlu.service import limit_blas_threads
     from assistant.settings import Settings
 
     s = Settings()
     data = load_dataset(Path(data_path), s.nlu_seed)
     train = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if label != OOS]
     started = time.perf_counter()
-    clf, rep = evaluate.train(s, data, s.encoder_model, epochs, progress=False)
+    clf, rep = evaluate.train(s, data, s.encoder_model, epochs, progress=False, oos_as_intent=oos_train)
     train_seconds = time.perf_counter() - started
-    model_dir = Path(tempfile.mkdtemp(prefix="bert-bench-"))
+    model_dir = s.var_dir / f"nlu-vs-diet-{data.name}{'-oos-train' if oos_train else ''}"
     clf.save(model_dir)
 
     classifiers = {"torch": clf}
@@ -77,11 +81,13 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
     runtimes = {name: {"valid": top1(c, data.valid.texts), "test": top1(c, data.test.texts)}
                 for name, c in classifiers.items()}
     result = {"train_seconds": round(train_seconds, 1), "epochs": rep.epochs, "runtime": s.nlu_runtime,
+              "model_dir": str(model_dir),
               "oos_method": detector.method if detector is not None else "softmax",
               "runtimes": runtimes, **runtimes[s.nlu_runtime]}
     # batch 1 through the service's own code path and runtime, detector included (thresholds off: speed only)
     parser = NluParser(classifiers[s.nlu_runtime], EntityExtractor(load_nlu_data(s.nlu_data_dir)),
                        ParserConfig(0.0, s.nlu_fallback_intent, s.nlu_max_chars), detector=detector)
+    limit_blas_threads()     # as the service does (load_parser)
     parser.parse("warm up")
     latency = []
     for text in data.test.texts[:latency_samples]:
@@ -95,13 +101,13 @@ def run_bert(data_path: str, out: Path, epochs: int | None, latency_samples: int
 
 
 # -- the DIET side (the Rasa environment) -----------------------------------------------------------
-def run_diet(data, out: Path, epochs: int, latency_samples: int) -> None:
+def run_diet(data, out: Path, epochs: int, latency_samples: int, oos_train: bool) -> None:
     from assistant.lang import detect_language
     from assistant.nlu.datasets import OOS
     from assistant.settings import Settings
 
     has_zh = any(detect_language(t) == "zh" for t in data.train.texts[:2000])
-    train = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if label != OOS]
+    train = [(t, label) for t, label in zip(data.train.texts, data.train.labels) if oos_train or label != OOS]
     job = {"train_texts": [t for t, _ in train], "train_labels": [label for _, label in train],
            "valid_texts": data.valid.texts, "test_texts": data.test.texts, "epochs": epochs,
            "language": "zh" if has_zh else "en", "tokenizer": "JiebaTokenizer" if has_zh else "WhitespaceTokenizer",
@@ -147,7 +153,9 @@ def latency_row(values_s: list[float]) -> dict:
     return {"p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"], "n": s["n"]}
 
 
-def compare(data_path: str, work: Path, args) -> dict:
+def compare(data_path: str, work: Path, args, done: list[dict]) -> dict:
+    """Both sides on one dataset; ``done`` (the datasets finished before) and this one's rows so far
+    are written to the results JSON after each side."""
     from assistant.nlu.datasets import load_dataset
     from assistant.settings import Settings
 
@@ -158,23 +166,38 @@ def compare(data_path: str, work: Path, args) -> dict:
           f"{len(data.intents)} intents{', with OOS' if data.has_oos else ''}", flush=True)
     bert_out, diet_out = work / f"{data.name}-bert.json", work / f"{data.name}-diet.json"
     cmd = [sys.executable, "-m", "benchmarks.nlu_vs_diet", "--bert-child", data_path, "--child-out", str(bert_out),
-           "--latency-samples", str(args.latency_samples)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+           "--latency-samples", str(args.latency_samples)] + (["--epochs", str(args.epochs)] if args.epochs else []) \
+        + (["--oos-train"] if args.oos_train else [])
+    result = {"dataset": data.name, "train": len(data.train), "valid": len(data.valid), "test": len(data.test),
+              "intents": len(data.intents), "oos": data.has_oos, "oos_trained_as_class": args.oos_train,
+              "diet_epochs": args.diet_epochs, "rows": {}}
+
+    def add(name: str, side: dict, **extra) -> None:
+        result["rows"][name] = {**score(side, data, max_loss), "train_s": side["train_seconds"],
+                                **latency_row(side["latency_s"]), "peak_rss_mb": side["peak_rss_mb"], **extra}
+        save(args.name, done + [result])
+
     started = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
     print(f"   BERT done in {time.perf_counter() - started:.0f} s", flush=True)
-    started = time.perf_counter()
-    run_diet(data, diet_out, args.diet_epochs, args.latency_samples)
-    print(f"   DIET done in {time.perf_counter() - started:.0f} s", flush=True)
-    bert, diet = json.loads(bert_out.read_text()), json.loads(diet_out.read_text())
-    rows = {}
+    bert = json.loads(bert_out.read_text())
     bert_name = f"BERT (e5-small, {bert['runtime']}, OOS: {bert['oos_method']})"
-    for name, side in ((bert_name, bert), ("Rasa DIET", diet)):
-        rows[name] = {**score(side, data, max_loss), "train_s": side["train_seconds"], **latency_row(side["latency_s"]),
-                      "peak_rss_mb": side["peak_rss_mb"]}
-    rows[bert_name]["accuracy_by_runtime"] = {rt: score(v, data, max_loss)["accuracy"] for rt, v in bert["runtimes"].items()}
-    return {"dataset": data.name, "train": len(data.train), "valid": len(data.valid), "test": len(data.test),
-            "intents": len(data.intents), "oos": data.has_oos, "bert_epochs": bert["epochs"],
-            "diet_epochs": args.diet_epochs, "diet_pipeline": diet["pipeline"], "rows": rows}
+    result.update(bert_epochs=bert["epochs"], bert_model_dir=bert["model_dir"])
+    add(bert_name, bert, accuracy_by_runtime={rt: score(v, data, max_loss)["accuracy"]
+                                              for rt, v in bert["runtimes"].items()})
+    started = time.perf_counter()
+    run_diet(data, diet_out, args.diet_epochs, args.latency_samples, args.oos_train)
+    print(f"   DIET done in {time.perf_counter() - started:.0f} s", flush=True)
+    diet = json.loads(diet_out.read_text())
+    result["diet_pipeline"] = diet["pipeline"]
+    add("Rasa DIET" + (f" ({args.diet_epochs} epochs)" if args.diet_epochs != 100 else ""), diet)
+    return result
+
+
+def save(name: str, results: list[dict]) -> None:
+    from benchmarks.common import write_json
+
+    write_json(name, {"datasets": results, "table": table(results)})
 
 
 def table(results: list[dict]) -> list[dict]:
@@ -194,20 +217,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="BERT epochs (default: ASSISTANT_NLU_EPOCHS)")
     ap.add_argument("--diet-epochs", type=int, default=100, help="DIET epochs (Rasa's default: 100)")
     ap.add_argument("--latency-samples", type=int, default=300)
+    ap.add_argument("--oos-train", action="store_true",
+                    help="both sides train on the out-of-scope training examples too, as a class of their own")
     ap.add_argument("--name", default="nlu_vs_diet", help="results file name")
     ap.add_argument("--bert-child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bert_child:
-        run_bert(args.bert_child, Path(args.child_out), args.epochs, args.latency_samples)
+        run_bert(args.bert_child, Path(args.child_out), args.epochs, args.latency_samples, args.oos_train)
         return
-    from benchmarks.common import print_table, write_json
+    from benchmarks.common import print_table
 
     work = Path(tempfile.mkdtemp(prefix="nlu-vs-diet-"))
-    results = [compare(d, work, args) for d in args.data]
-    rows = table(results)
-    print_table("BERT vs Rasa DIET, same splits (threshold for OOS picked on valid; latency at batch 1)", rows)
-    write_json(args.name, {"datasets": results, "table": rows})
+    results: list[dict] = []
+    for d in args.data:
+        results.append(compare(d, work, args, results))
+    print_table("BERT vs Rasa DIET, same splits (threshold for OOS picked on valid; latency at batch 1)", table(results))
 
 
 if __name__ == "__main__":

@@ -308,3 +308,20 @@ def test_onnx_runtimes_agree_with_torch(settings, parser):
 
 def test_health_names_the_runtime(http):
     assert http.get("/health").json()["runtime"] == "onnx"
+
+
+
+def test_the_serving_process_keeps_one_blas_thread():
+    """``load_parser`` leaves OpenBLAS one thread: with one per core, its threads spin after each of
+    the parser's small numpy calls and take the cores ONNX Runtime's forward pass needs. A process of
+    its own, as the service runs: other tests here load more BLAS libraries after the parser."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json; from threadpoolctl import threadpool_info; from tests.conftest import base_settings; "
+            "from assistant.nlu.service import load_parser; p = load_parser(base_settings()); p.parse('hello'); "
+            "print(json.dumps([pool['num_threads'] for pool in threadpool_info() if pool['user_api'] == 'blas']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    threads = json.loads(out.stdout.strip().splitlines()[-1])
+    assert threads and set(threads) == {1}, threads
