@@ -15,12 +15,18 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.common import print_table, write_json
 
+if TYPE_CHECKING:
+    from assistant.nlu.oos import OosDetector
+
 DETECTORS = [("softmax", 0), ("mahalanobis", 0), ("knn", 1), ("knn", 5), ("knn", 10)]
+MARGIN_WEIGHTS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+MARGIN_SHOWN = (0.25, 0.5, 1.0)
 
 
 def auroc(in_scores: np.ndarray, oos_scores: np.ndarray) -> float:
@@ -52,20 +58,17 @@ def evaluate(detector, split_features, split_probs, labels: list[str], y_true: l
 
 
 class KnnMargin:
-    """Scratch detector, measured here before any product code uses it: the nearest in-scope
-    training example's cosine similarity minus ``weight`` times the nearest out-of-scope one's."""
+    """Scratch detector, measured here before any product code uses it: the service's knn score
+    (nearest in-scope training example) minus ``weight`` times the same score against the
+    out-of-scope training examples."""
 
-    def __init__(self, in_features: np.ndarray, oos_features: np.ndarray, weight: float):
-        from assistant.models.encoder import unit_rows
-
-        self.unit = unit_rows
-        self.bank, self.negatives, self.weight = unit_rows(in_features), unit_rows(oos_features), weight
+    def __init__(self, in_scope: OosDetector, negatives: OosDetector, weight: float):
+        self.in_scope, self.negatives, self.weight = in_scope, negatives, weight
         self.threshold = float("-inf")
         self.method = f"knn margin w={weight}"
 
     def scores(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
-        x = self.unit(np.asarray(features, dtype=np.float32))
-        return (x @ self.bank.T).max(1) - self.weight * (x @ self.negatives.T).max(1)
+        return self.in_scope.scores(features, probs) - self.weight * self.negatives.scores(features, probs)
 
 
 def main() -> None:
@@ -120,25 +123,25 @@ def main() -> None:
             score_ms = (time.perf_counter() - t0) * 1000 / len(data.test)
             rows.append({"detector": method + (f" k={k}" if method == "knn" else ""), "max_loss": loss,
                          **row, "fit_s": round(fit_s, 2), "score_ms_per_msg": round(score_ms, 3)})
+    # the knn margin at each weight; rows for a few weights compared on test, and for the weight
+    # chosen on valid (its oos examples): the best valid OOS recall under the same threshold rule
     oos_train_idx = [i for i, label in enumerate(data.train.labels) if label == OOS]
-    for weight in (0.25, 0.5, 1.0) if oos_train_idx else ():
-        det = KnnMargin(train_f[in_train], train_f[oos_train_idx], weight)
-        for loss in args.max_loss:
-            det.threshold, _ = held_out_threshold(det, clf, valid_f[v_in], valid_p[v_in], v_labels, loss)
-            rows.append({"detector": det.method, "max_loss": loss,
-                         **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
-    # the margin's weight chosen on valid (its 100 oos examples): the best valid OOS recall under the same rule
+    if oos_train_idx:
+        in_scope = OosDetector.fit("knn", train_f[in_train], [data.train.labels[i] for i in in_train])
+        negatives = OosDetector.fit("knn", train_f[oos_train_idx], [OOS] * len(oos_train_idx))
+        margins = [KnnMargin(in_scope, negatives, w) for w in MARGIN_WEIGHTS]
     for loss in args.max_loss if oos_train_idx else ():
-        best = None
-        for weight in (0.125, 0.25, 0.375, 0.5, 0.75, 1.0):
-            det = KnnMargin(train_f[in_train], train_f[oos_train_idx], weight)
+        picked = None
+        for det in margins:
             det.threshold, _ = held_out_threshold(det, clf, valid_f[v_in], valid_p[v_in], v_labels, loss)
+            row = {"detector": det.method, "max_loss": loss,
+                   **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)}
+            if det.weight in MARGIN_SHOWN:
+                rows.append(row)
             recall = evaluate(det, valid_f, valid_p, clf.labels, data.valid.labels, OOS)["oos_recall"]
-            if best is None or recall > best[0]:
-                best = (recall, det)
-        det = best[1]
-        rows.append({"detector": f"{det.method} (w from valid)", "max_loss": loss,
-                     **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
+            if picked is None or recall > picked[0]:
+                picked = (recall, row)
+        rows.append({**picked[1], "detector": picked[1]["detector"] + " (w from valid)"})
     print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
                 f"{'oos examples trained as a class' if oos_trained else 'in-scope training only'})", rows)
     write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}",

@@ -310,7 +310,6 @@ def test_health_names_the_runtime(http):
     assert http.get("/health").json()["runtime"] == "onnx"
 
 
-
 def test_the_serving_process_keeps_one_blas_thread():
     """``load_parser`` leaves OpenBLAS one thread: with one per core, its threads spin after each of
     the parser's small numpy calls and take the cores ONNX Runtime's forward pass needs. A process of
