@@ -20,7 +20,7 @@ def _fingerprint(settings: Settings) -> str:
     for path in sorted(settings.nlu_data_dir.rglob("*.y*ml")):
         h.update(path.name.encode() + path.read_bytes())
     for key in ("encoder_model", "nlu_epochs", "nlu_batch_size", "nlu_learning_rate", "nlu_max_tokens", "nlu_seed",
-                "nlu_oos_method", "nlu_oos_max_loss", "nlu_calibration_share"):
+                "nlu_oos_method", "nlu_oos_max_loss", "nlu_calibration_share", "nlu_oos_negative_intent"):
         h.update(f"{key}={getattr(settings, key)}".encode())
     return h.hexdigest()[:16]
 
@@ -144,15 +144,20 @@ def cmd_nlu_eval(settings: Settings, args) -> int:
             from assistant.nlu.datasets import kfold
 
             every = data.pooled()
-            splits = kfold(every.texts, every.labels, data.name, args.folds, settings.nlu_seed)
+            if args.repeats < 1:
+                raise DatasetError(f"--repeats must be 1 or more, not {args.repeats}")
+            splits = [split for r in range(args.repeats)
+                      for split in kfold(every.texts, every.labels, data.name, args.folds, settings.nlu_seed + r)]
     except DatasetError as exc:
         print(f"nlu-eval: {exc}", file=sys.stderr)
         return 2
     encoder = args.encoder or settings.encoder_model
     out_dir = Path(args.out)
     if args.folds:
-        print(f"{data.name}: {len(every)} examples, {len(data.intents)} intents, {args.folds}-fold cross-validation")
-        outcome = evaluate.cross_validate(settings, splits, encoder, args.epochs, progress=not args.quiet)
+        print(f"{data.name}: {len(every)} examples, {len(data.intents)} intents, {args.folds}-fold cross-validation"
+              + (f", {args.repeats} repeats" if args.repeats > 1 else ""))
+        outcome = evaluate.cross_validate(settings, splits, encoder, args.epochs, progress=not args.quiet,
+                                          repeats=args.repeats)
     else:
         print(f"{data.name}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test, "
               f"{len(data.intents)} intents{', with out-of-scope' if data.has_oos else ''}")
@@ -359,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--no-onnx", action="store_true", help="skip the ONNX (fp32 and int8) evaluation of the model")
     n.add_argument("--folds", type=int, default=0,
                    help="k-fold cross-validation over all the examples instead of the test split (e.g. 5)")
+    n.add_argument("--repeats", type=int, default=1,
+                   help="with --folds: repeat the cross-validation this many times, each from its own shuffle "
+                        "(figures pooled; the report gives each repeat's accuracy per language)")
     n.add_argument("--quiet", action="store_true")
     ne = sub.add_parser("nlu-entities", help="entity precision/recall on the annotated examples of nlu_data/")
     ne.add_argument("--out", default="var/reports")

@@ -47,13 +47,17 @@ class Settings(BaseSettings):
     nlu_port: int = 5006
     nlu_fallback_threshold: float = Field(0.5, ge=0.0, le=1.0)
     nlu_fallback_intent: str = "nlu_fallback"
-    nlu_oos_method: Literal["knn", "mahalanobis", "softmax", "none"] = Field(
+    nlu_oos_method: Literal["knn", "knn_margin", "mahalanobis", "softmax", "none"] = Field(
         "knn",
         description=(
             "Out-of-scope detector on top of the fallback threshold: 'knn' (similarity to the nearest training "
-            "example), 'mahalanobis' (distance to the intents' training vectors), 'softmax' (a calibrated "
-            "top-confidence threshold) or 'none'. Fitted and calibrated by train-nlu."
+            "example), 'knn_margin' (that, minus a weighted similarity to the nearest example of "
+            "nlu_oos_negative_intent), 'mahalanobis' (distance to the intents' training vectors), 'softmax' (a "
+            "calibrated top-confidence threshold) or 'none'. Fitted and calibrated by train-nlu."
         ),
+    )
+    nlu_oos_negative_intent: str = Field(
+        "out_of_scope", description="The intent whose examples are out of scope: what 'knn_margin' contrasts with."
     )
     nlu_oos_max_loss: float = Field(
         0.01, ge=0.0, lt=0.5,

@@ -15,18 +15,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.common import print_table, write_json
 
-if TYPE_CHECKING:
-    from assistant.nlu.oos import OosDetector
-
 DETECTORS = [("softmax", 0), ("mahalanobis", 0), ("knn", 1), ("knn", 5), ("knn", 10)]
-MARGIN_WEIGHTS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
-MARGIN_SHOWN = (0.25, 0.5, 1.0)
+MARGIN_SHOWN = (0.25, 0.5, 1.0)   # knn margin weights shown as compared on test
 
 
 def auroc(in_scores: np.ndarray, oos_scores: np.ndarray) -> float:
@@ -57,25 +52,11 @@ def evaluate(detector, split_features, split_probs, labels: list[str], y_true: l
     return row
 
 
-class KnnMargin:
-    """Scratch detector, measured here before any product code uses it: the service's knn score
-    (nearest in-scope training example) minus ``weight`` times the same score against the
-    out-of-scope training examples."""
-
-    def __init__(self, in_scope: OosDetector, negatives: OosDetector, weight: float):
-        self.in_scope, self.negatives, self.weight = in_scope, negatives, weight
-        self.threshold = float("-inf")
-        self.method = f"knn margin w={weight}"
-
-    def scores(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
-        return self.in_scope.scores(features, probs) - self.weight * self.negatives.scores(features, probs)
-
-
 def main() -> None:
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import evaluate as nlu_evaluate
     from assistant.nlu.datasets import OOS, load_dataset
-    from assistant.nlu.oos import OosDetector, embed, held_out_threshold
+    from assistant.nlu.oos import OosDetector, embed, held_out_threshold, margin_detector
     from assistant.nlu.onnx_runtime import load_onnx_classifier
     from assistant.settings import Settings
 
@@ -123,30 +104,31 @@ def main() -> None:
             score_ms = (time.perf_counter() - t0) * 1000 / len(data.test)
             rows.append({"detector": method + (f" k={k}" if method == "knn" else ""), "max_loss": loss,
                          **row, "fit_s": round(fit_s, 2), "score_ms_per_msg": round(score_ms, 3)})
-    # the knn margin at each weight; rows for a few weights compared on test, and for the weight
-    # chosen on valid (its oos examples): the best valid OOS recall under the same threshold rule
-    oos_train_idx = [i for i, label in enumerate(data.train.labels) if label == OOS]
-    if oos_train_idx:
-        in_scope = OosDetector.fit("knn", train_f[in_train], [data.train.labels[i] for i in in_train])
-        negatives = OosDetector.fit("knn", train_f[oos_train_idx], [OOS] * len(oos_train_idx))
-        margins = [KnnMargin(in_scope, negatives, w) for w in MARGIN_WEIGHTS]
-    for loss in args.max_loss if oos_train_idx else ():
-        picked = None
-        for det in margins:
+    # the service's knn_margin detector (negatives: the oos training examples): rows for a few weights
+    # compared on test, and for the weight calibration chooses on valid (the most valid oos examples
+    # rejected under the same threshold rule), as `assistant nlu-eval` and train-nlu do
+    oos_train = [i for i, label in enumerate(data.train.labels) if label == OOS]
+    fit_idx = in_train + oos_train
+    fit_labels = [data.train.labels[i] for i in fit_idx]
+    valid_recall_by_weight = {}
+    for loss in args.max_loss if oos_train else ():
+        for w in MARGIN_SHOWN:
+            det = OosDetector.fit("knn_margin", train_f[fit_idx], fit_labels, negative=OOS, weight=w)
             det.threshold, _ = held_out_threshold(det, clf, valid_f[v_in], valid_p[v_in], v_labels, loss)
-            row = {"detector": det.method, "max_loss": loss,
-                   **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)}
-            if det.weight in MARGIN_SHOWN:
-                rows.append(row)
-            recall = evaluate(det, valid_f, valid_p, clf.labels, data.valid.labels, OOS)["oos_recall"]
-            if picked is None or recall > picked[0]:
-                picked = (recall, row)
-        rows.append({**picked[1], "detector": picked[1]["detector"] + " (w from valid)"})
+            rows.append({"detector": f"knn_margin w={w}", "max_loss": loss,
+                         **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
+        det, calibration = margin_detector(clf, train_f[fit_idx], fit_labels, valid_f, valid_p, data.valid.labels,
+                                           OOS, loss)
+        rows.append({"detector": f"knn_margin w={det.info['weight']} (w from valid)", "max_loss": loss,
+                     **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
+        valid_recall_by_weight[str(loss)] = calibration["negatives_rejected_by_weight"]
     print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
                 f"{'oos examples trained as a class' if oos_trained else 'in-scope training only'})", rows)
     write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}",
                {"dataset": data.name, "model_dir": str(model_dir), "labels": len(clf.labels),
-                "train_seconds": train_seconds, "embed_seconds": round(embed_s, 1), "rows": rows})
+                "train_seconds": train_seconds, "epochs": args.epochs if args.model is None else None,
+                "embed_seconds": round(embed_s, 1), "rows": rows,
+                "knn_margin_valid_oos_rejected_by_weight": valid_recall_by_weight})
 
 
 if __name__ == "__main__":

@@ -162,6 +162,66 @@ def test_a_message_far_from_every_intent_falls_back_with_the_detectors_reason(pa
     assert strict.parse(near)["intent"]["name"] == "ask_data_export"
 
 
+def test_the_knn_margin_is_calibrated_on_held_out_out_of_scope_examples(settings, parser, tmp_path):
+    """knn_margin contrasts with the out_of_scope intent's examples: calibration picks its weight on the
+    held-out ones (and the threshold on the other held-out examples, within the accuracy budget); an
+    out-of-scope training sentence scores exactly its knn score minus the weight (its nearest negative
+    is itself); the detector survives a save and load."""
+    from assistant.nlu.oos import MARGIN_WEIGHTS, OosDetector, calibrate, holdout
+
+    data = load_nlu_data(settings.nlu_data_dir)
+    texts, intents = [e.text for e in data.examples], [e.intent for e in data.examples]
+    fit_idx, held_idx = holdout(intents, settings.nlu_calibration_share, settings.nlu_seed)
+    margin, report = calibrate("knn_margin", parser.classifier, texts, intents, fit_idx, held_idx,
+                               settings.nlu_oos_max_loss, negative="out_of_scope")
+    assert margin.info["weight"] in MARGIN_WEIGHTS and report["weight"] == margin.info["weight"]
+    assert report["negatives_held_out"] == sum(intents[i] == "out_of_scope" for i in held_idx) >= 3
+    assert set(report["negatives_rejected_by_weight"]) == {str(w) for w in MARGIN_WEIGHTS}
+    assert report["negatives_rejected"] == max(report["negatives_rejected_by_weight"].values())
+    assert report["held_out_accuracy"] - report["held_out_accuracy_after"] <= settings.nlu_oos_max_loss + 1e-9
+    assert report["held_out"] == len(held_idx) - report["negatives_held_out"]
+
+    negative = next(t for t, i in zip(texts, intents) if i == "out_of_scope")
+    features, probs = parser.classifier.features_and_proba([negative, "how do I export my files"])
+    knn = OosDetector.fit("knn", *_in_scope(parser, texts, intents))
+    assert margin.scores(features, probs)[0] == pytest.approx(knn.scores(features, probs)[0] - margin.info["weight"],
+                                                              abs=1e-4)
+    margin.save(tmp_path)
+    again = OosDetector.load(tmp_path)
+    assert again.method == "knn_margin" and again.info["weight"] == margin.info["weight"]
+    assert np.allclose(again.scores(features, probs), margin.scores(features, probs))
+    # a message whose top intent is out_of_scope keeps it: the margin does not turn it into a fallback
+    strict = NluParser(parser.classifier, parser.extractor, ParserConfig(fallback_threshold=0.0),
+                       detector=again)
+    r = strict.parse("今天天气怎么样")
+    assert r["intent"]["name"] == "out_of_scope" and "out_of_scope" not in r
+
+
+def _in_scope(parser, texts, intents):
+    from assistant.nlu.oos import embed
+
+    keep = [i for i, intent in enumerate(intents) if intent != "out_of_scope"]
+    return embed(parser.classifier, [texts[i] for i in keep])[0], [intents[i] for i in keep]
+
+
+def test_the_knn_margin_without_negative_examples_says_what_to_add(tmp_path):
+    """Asked for knn_margin on data with no out_of_scope examples, train-nlu refuses before training
+    and says which intent it needs; fitting the detector directly says the same."""
+    from assistant.nlu.oos import OosDetector, OosError
+    from assistant.nlu.training import train_nlu
+
+    (tmp_path / "nlu_data").mkdir()
+    (tmp_path / "nlu_data" / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n    - hey\n'
+        '- intent: goodbye\n  examples: |\n    - bye\n    - see you\n    - farewell\n')
+    settings = base_settings(root_dir=tmp_path, models_dir=tmp_path / "models", nlu_oos_method="knn_margin")
+    with pytest.raises(OosError, match="'out_of_scope', and .* has none: add some"):
+        train_nlu(settings, progress=False)
+    assert not (tmp_path / "models" / "nlu").exists()
+    with pytest.raises(OosError, match="needs examples of the negative intent"):
+        OosDetector.fit("knn_margin", np.eye(3), ["greet", "greet", "bye"], negative="out_of_scope")
+
+
 # ------------------------------------------------------------------ entities
 def test_entities_in_both_languages(parser):
     r = parser.parse("帮我查下订单cm-100003，发票发到 Li.Wei@Example.com，电话13812345678")

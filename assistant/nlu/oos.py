@@ -7,7 +7,11 @@ intent probabilities) into an in-scope score, higher meaning "more like the trai
 * ``mahalanobis``: minus the smallest Mahalanobis distance to an intent's mean training vector, one
   covariance shared by all intents (Lee et al. 2018; Podolskiy et al. 2021 for transformers);
 * ``knn``: the cosine similarity to the k-th nearest training example (Sun et al. 2022); k = 1 by
-  default, the best of 1, 5 and 10 on CLINC150 (``benchmarks/nlu_oos.py``).
+  default, the best of 1, 5 and 10 on CLINC150 (``benchmarks/nlu_oos.py``);
+* ``knn_margin``: the knn score minus ``weight`` times the cosine similarity to the nearest example
+  of the *negative* intent (the out-of-scope examples a company wrote, ``out_of_scope`` in
+  ``nlu_data/``): a message close to something known to be out of scope scores lower. The weight is
+  chosen on held-out examples, negatives included (:func:`calibrate`).
 
 Below its threshold a message is out of scope. The threshold is chosen on held-out **in-scope**
 examples alone (:func:`choose_threshold`): the highest cut that costs at most ``max_loss`` of their
@@ -26,7 +30,8 @@ import numpy as np
 from assistant.models.encoder import unit_rows
 from assistant.nlu.datasets import shuffled_by_label
 
-METHODS = ("softmax", "mahalanobis", "knn")
+METHODS = ("softmax", "mahalanobis", "knn", "knn_margin")
+MARGIN_WEIGHTS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)   # the knn margin's weights tried by calibration
 STATS_FILE = "oos.npz"
 META_FILE = "oos.json"
 
@@ -45,15 +50,30 @@ class OosDetector:
 
     # ---------------------------------------------------------------- fitting
     @classmethod
-    def fit(cls, method: str, features: np.ndarray, labels: list[str], k: int = 1) -> "OosDetector":
-        """Training statistics for ``method`` from the training examples' pooled vectors."""
+    def fit(cls, method: str, features: np.ndarray, labels: list[str], k: int = 1, negative: str | None = None,
+            weight: float = 0.25) -> "OosDetector":
+        """Training statistics for ``method`` from the training examples' pooled vectors. For
+        ``knn_margin``, the examples labelled ``negative`` are the out-of-scope ones it contrasts with
+        (every other method ignores them), and ``weight`` how much that contrast counts."""
         if method not in METHODS:
             raise OosError(f"unknown out-of-scope method {method!r}; choose one of {', '.join(METHODS)}")
         features = np.asarray(features, dtype=np.float64)
         if method == "softmax":
             return cls(method)
+        if negative is not None:
+            keep = [i for i, label in enumerate(labels) if label != negative]
+            negatives = np.asarray([i for i, label in enumerate(labels) if label == negative], dtype=int)
+            negatives, features, labels = features[negatives], features[keep], [labels[i] for i in keep]
         if len(features) != len(labels) or len(features) < 2:
             raise OosError("out-of-scope statistics need a vector for each of at least two training examples")
+        if method == "knn_margin":
+            if negative is None or not len(negatives):
+                raise OosError(f"the 'knn_margin' out-of-scope method needs examples of the negative intent "
+                               f"({negative or 'none named'}) to contrast with: add out-of-scope examples under that "
+                               "intent, or set ASSISTANT_NLU_OOS_METHOD=knn")
+            return cls(method, k=1, arrays={"bank": unit_rows(features).astype(np.float32),
+                                            "negatives": unit_rows(negatives).astype(np.float32)},
+                       info={"negative": negative, "weight": float(weight)})
         if method == "knn":
             return cls(method, k=max(1, min(k, len(features))), arrays={"bank": unit_rows(features).astype(np.float32)})
         from sklearn.covariance import LedoitWolf
@@ -71,10 +91,14 @@ class OosDetector:
         if self.method == "softmax":
             return np.asarray(probs).max(1)
         x = np.asarray(features, dtype=np.float32)
-        if self.method == "knn":
-            sims = unit_rows(x) @ self.arrays["bank"].T
+        if self.method in ("knn", "knn_margin"):
+            x = unit_rows(x)
+            sims = x @ self.arrays["bank"].T
             kth = min(self.k, sims.shape[1])
-            return -np.partition(-sims, kth - 1, axis=1)[:, kth - 1]
+            score = -np.partition(-sims, kth - 1, axis=1)[:, kth - 1]
+            if self.method == "knn_margin":
+                score = score - self.info["weight"] * (x @ self.arrays["negatives"].T).max(1)
+            return score
         means, precision = self.arrays["means"], self.arrays["precision"]
         xp = x @ precision
         d2 = ((xp * x).sum(1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(1)[None, :])
@@ -154,15 +178,52 @@ def holdout(labels: list[str], share: float, seed: int = 13) -> tuple[list[int],
     return sorted(fit), sorted(held)
 
 
+def margin_detector(classifier, fit_features: np.ndarray, fit_labels: list[str], held_features: np.ndarray,
+                    held_probs: np.ndarray, held_labels: list[str], negative: str, max_loss: float,
+                    weights: tuple[float, ...] = MARGIN_WEIGHTS) -> tuple[OosDetector, dict]:
+    """The knn margin fitted on the fit examples, with the weight that rejects the most held-out
+    ``negative`` examples (the smallest weight on a tie) while its threshold, chosen on the other
+    held-out examples, costs them at most ``max_loss`` of their accuracy. A held-out negative counts
+    as rejected when its score is below the threshold or the classifier's top intent is ``negative``."""
+    is_neg = np.array([label == negative for label in held_labels])
+    if not is_neg.any() or is_neg.all():
+        raise OosError(f"choosing the knn margin's weight needs held-out examples of {negative!r} and of other "
+                       "intents: add out-of-scope examples, or set ASSISTANT_NLU_OOS_METHOD=knn")
+    top_neg = np.array([classifier.labels[i] == negative for i in held_probs[is_neg].argmax(1)])
+    in_labels = [label for label, neg in zip(held_labels, is_neg) if not neg]
+    best, by_weight = None, {}
+    for weight in weights:
+        det = OosDetector.fit("knn_margin", fit_features, fit_labels, negative=negative, weight=weight)
+        det.threshold, report = held_out_threshold(det, classifier, held_features[~is_neg], held_probs[~is_neg],
+                                                   in_labels, max_loss)
+        recall = float(np.mean((det.scores(held_features[is_neg], held_probs[is_neg]) < det.threshold) | top_neg))
+        by_weight[str(weight)] = round(recall, 4)
+        if best is None or recall > best[0]:
+            best = (recall, det, report)
+    recall, det, report = best
+    report.update(weight=det.info["weight"], negative=negative, negatives_held_out=int(is_neg.sum()),
+                  negatives_rejected=round(recall, 4), negatives_rejected_by_weight=by_weight)
+    return det, report
+
+
 def calibrate(method: str, classifier, texts: list[str], labels: list[str], fit_idx: list[int],
-              held_idx: list[int], max_loss: float) -> tuple[OosDetector, dict]:
+              held_idx: list[int], max_loss: float, negative: str | None = None) -> tuple[OosDetector, dict]:
     """Fit ``method``'s statistics on the examples the classifier was trained on, choose the threshold
-    on the held-out ones, then add the held-out vectors to the statistics (the threshold stays)."""
+    (and the knn margin's weight) on the held-out ones, then add the held-out vectors to the
+    statistics (the threshold stays)."""
     features, probs = embed(classifier, texts)
-    detector = OosDetector.fit(method, features[fit_idx], [labels[i] for i in fit_idx])
-    threshold, report = held_out_threshold(detector, classifier, features[held_idx], probs[held_idx],
-                                           [labels[i] for i in held_idx], max_loss)
-    detector = OosDetector.fit(method, features, labels, k=detector.k)
+    fit_labels, held_labels = [labels[i] for i in fit_idx], [labels[i] for i in held_idx]
+    if method == "knn_margin":
+        detector, report = margin_detector(classifier, features[fit_idx], fit_labels, features[held_idx],
+                                           probs[held_idx], held_labels, negative, max_loss)
+    else:
+        detector = OosDetector.fit(method, features[fit_idx], fit_labels)
+        detector.threshold, report = held_out_threshold(detector, classifier, features[held_idx], probs[held_idx],
+                                                        held_labels, max_loss)
+    threshold = detector.threshold
+    detector = OosDetector.fit(method, features, labels, k=detector.k,
+                               negative=negative if method == "knn_margin" else None,
+                               weight=detector.info.get("weight", 0.25))
     detector.threshold = threshold
     detector.info.update(calibration=report)
     return detector, report

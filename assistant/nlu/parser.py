@@ -150,7 +150,9 @@ class NluParser:
         top_name, top_conf = ranked[0]
         if top_conf < self.config.fallback_threshold:
             return self._fallback(text, top_conf, ranking, entities, **extra)
-        if self.detector is not None:   # confident, but unlike anything the classifier was trained on?
+        # confident, but unlike anything the classifier was trained on? (the out-of-scope intent that
+        # knn_margin contrasts with is already the answer for a message like its examples)
+        if self.detector is not None and top_name != self.detector.info.get("negative"):
             score = float(self.detector.scores(features, probs)[0])
             if score < self.detector.threshold:
                 extra["out_of_scope"] = {"method": self.detector.method, "score": round(score, 4),

@@ -85,8 +85,13 @@ def markdown(result: dict) -> str:
              f"- test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({m['n']} examples)"]
     if result.get("folds"):
         per_fold = ", ".join(f"{f['accuracy']:.4f}" for f in result["per_fold"])
-        lines.append(f"- {result['folds']}-fold cross-validation, every example tested once (figures pooled); "
+        repeats = result.get("repeats", 1)
+        tested = "once" if repeats == 1 else f"once per repeat, {repeats} repeats with their own shuffles"
+        lines.append(f"- {result['folds']}-fold cross-validation, every example tested {tested} (figures pooled); "
                      f"per-fold accuracy {per_fold} (std {result['fold_accuracy_std']:.4f}); training is per fold")
+        for r in result.get("per_repeat", []):
+            lines.append(f"- repeat {r['repeat']}: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}"
+                                                                   for k, v in r.items() if k != "repeat"))
     if result.get("oos"):
         o = result["oos"]
         method = (result.get("oos_detector") or {}).get("method", "softmax")

@@ -26,6 +26,10 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
     # the out-of-scope threshold is chosen on examples the classifier did not train on
     fit_idx, held_idx = (holdout(intents, settings.nlu_calibration_share, settings.nlu_seed) if method != "none"
                          else (list(range(len(texts))), []))
+    if method == "knn_margin" and settings.nlu_oos_negative_intent not in intents:
+        raise OosError(f"ASSISTANT_NLU_OOS_METHOD=knn_margin contrasts with the examples of the intent "
+                       f"{settings.nlu_oos_negative_intent!r}, and {settings.nlu_data_dir} has none: add some, name "
+                       "another intent in ASSISTANT_NLU_OOS_NEGATIVE_INTENT, or set ASSISTANT_NLU_OOS_METHOD=knn")
     if method != "none" and not held_idx:
         raise OosError(f"no intent in {settings.nlu_data_dir} has the 3 examples it takes to hold one out for the "
                        "out-of-scope threshold: add examples, or set ASSISTANT_NLU_OOS_METHOD=none")
@@ -40,7 +44,8 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
     for stale in (OOS_META, OOS_STATS):
         (settings.nlu_model_dir / stale).unlink(missing_ok=True)
     if method != "none":
-        detector, summary["oos"] = calibrate(method, clf, texts, intents, fit_idx, held_idx, settings.nlu_oos_max_loss)
+        detector, summary["oos"] = calibrate(method, clf, texts, intents, fit_idx, held_idx, settings.nlu_oos_max_loss,
+                                                negative=settings.nlu_oos_negative_intent)
         detector.save(settings.nlu_model_dir)
     if settings.nlu_runtime != "torch":     # so the service starts without exporting
         from assistant.nlu.onnx_runtime import export_onnx
