@@ -12,7 +12,9 @@ the configured runtime. Also: how often each runtime's intent agrees with PyTorc
 One more row runs ONNX fp32 with OpenBLAS at its default thread count, which the service no longer
 uses (``limit_blas_threads``): the baseline for that choice, in the same process. ``--texts FILE``
 times 100 lines of a file (e.g. ``../shared/datasets/CLINC150/test/seq.in``) instead of the 16
-built-in short messages.
+built-in short messages. The model is the one under ``ASSISTANT_MODELS_DIR`` (default ``models/``): a
+models folder whose ``nlu`` is another model (e.g. the CLINC150 one ``benchmarks/nlu_oos.py`` saves, with
+its detector) times the service on that model.
 
     .venv/bin/python -m benchmarks.nlu_latency [--rounds 30] [--threads 0] [--texts FILE]
 """
@@ -83,6 +85,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: the library's default)")
     ap.add_argument("--texts", type=Path, help="time 100 evenly spaced lines of this file instead of the short messages")
+    ap.add_argument("--name", help="the results file's name (default: nlu_latency, or after --texts' dataset folder)")
     args = ap.parse_args()
     texts = SHORT
     if args.texts:
@@ -125,8 +128,8 @@ def main() -> None:
     what = f"{len(texts)} lines of {args.texts}" if args.texts else f"{len(texts)} short messages"
     print_table(f"NLU parse at batch 1, {what} x {args.rounds} rounds "
                 f"(threads={args.threads or 'default'}; {len(examples)} nlu_data examples for agreement)", rows)
-    name = f"nlu_latency_{args.texts.parent.parent.name.lower()}" if args.texts else "nlu_latency"
-    write_json(name, {"threads": args.threads, "rounds": args.rounds, "texts": str(args.texts or "short"), "rows": rows})
+    name = args.name or (f"nlu_latency_{args.texts.parent.parent.name.lower()}" if args.texts else "nlu_latency")
+    write_json(name, {"models_dir": str(settings.models_dir), "threads": args.threads, "rounds": args.rounds, "texts": str(args.texts or "short"), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ detector of :mod:`assistant.nlu.oos` fits its statistics on train, chooses the t
 **in-scope** examples (at most ``--max-loss`` of their accuracy) and scores test: in-scope accuracy,
 OOS recall and precision, plus AUROC (in-scope against OOS on test; threshold-free) and, for
 reference only, the OOS recall an oracle threshold on test would get at 95 % in-scope accuracy.
+The knn_margin detector chosen on valid (at the first ``--max-loss``) is saved with the model: the
+NLU service loads it as it is from ``<ASSISTANT_MODELS_DIR>/nlu`` (``benchmarks/nlu_latency.py`` on it
+times the service with a 15,000-example detector).
 
     .venv/bin/python -m benchmarks.nlu_oos --data ../shared/datasets/CLINC150 [--model DIR] [--oos-train]
 """
@@ -122,6 +125,9 @@ def main() -> None:
         rows.append({"detector": f"knn_margin w={det.info['weight']} (w from valid)", "max_loss": loss,
                      **evaluate(det, test_f, test_p, clf.labels, data.test.labels, OOS)})
         valid_recall_by_weight[str(loss)] = calibration["negatives_rejected_by_weight"]
+        if loss == args.max_loss[0]:    # saved with the model, which the NLU service can then load as is
+            det.info.update(calibration=calibration)
+            det.save(model_dir)
     print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
                 f"{'oos examples trained as a class' if oos_trained else 'in-scope training only'})", rows)
     write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}",
