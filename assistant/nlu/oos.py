@@ -53,8 +53,9 @@ class OosDetector:
     def fit(cls, method: str, features: np.ndarray, labels: list[str], k: int = 1, negative: str | None = None,
             weight: float = 0.25) -> "OosDetector":
         """Training statistics for ``method`` from the training examples' pooled vectors. For
-        ``knn_margin``, the examples labelled ``negative`` are the out-of-scope ones it contrasts with
-        (every other method ignores them), and ``weight`` how much that contrast counts."""
+        ``knn_margin``, the examples labelled ``negative`` are the out-of-scope ones it contrasts with,
+        and ``weight`` how much that contrast counts; any other method given ``negative`` leaves those
+        examples out of its statistics."""
         if method not in METHODS:
             raise OosError(f"unknown out-of-scope method {method!r}; choose one of {', '.join(METHODS)}")
         features = np.asarray(features, dtype=np.float64)
