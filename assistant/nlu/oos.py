@@ -22,7 +22,7 @@ split does have them they only measure the result.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,9 +192,10 @@ def margin_detector(classifier, fit_features: np.ndarray, fit_labels: list[str],
                        "intents: add out-of-scope examples, or set ASSISTANT_NLU_OOS_METHOD=knn")
     top_neg = np.array([classifier.labels[i] == negative for i in held_probs[is_neg].argmax(1)])
     in_labels = [label for label, neg in zip(held_labels, is_neg) if not neg]
+    base = OosDetector.fit("knn_margin", fit_features, fit_labels, negative=negative)   # the banks, fitted once
     best, by_weight = None, {}
     for weight in weights:
-        det = OosDetector.fit("knn_margin", fit_features, fit_labels, negative=negative, weight=weight)
+        det = replace(base, info={**base.info, "weight": float(weight)})
         det.threshold, report = held_out_threshold(det, classifier, held_features[~is_neg], held_probs[~is_neg],
                                                    in_labels, max_loss)
         recall = float(np.mean((det.scores(held_features[is_neg], held_probs[is_neg]) < det.threshold) | top_neg))
