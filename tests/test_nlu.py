@@ -181,7 +181,19 @@ def test_the_knn_margin_is_calibrated_on_held_out_out_of_scope_examples(settings
     assert report["held_out_accuracy"] - report["held_out_accuracy_after"] <= settings.nlu_oos_max_loss + 1e-9
     assert report["held_out"] == len(held_idx) - report["negatives_held_out"]
 
-    negative = next(t for t, i in zip(texts, intents) if i == "out_of_scope")
+    # the held-out negatives stay out of the margin's bank, so that no score falls below what the
+    # threshold was chosen on: the held-out in-scope vectors join it, which can only raise a score
+    fit_negatives = [i for i in fit_idx if intents[i] == "out_of_scope"]
+    assert len(margin.arrays["negatives"]) == len(fit_negatives)
+    assert len(margin.arrays["bank"]) == sum(intents[i] != "out_of_scope" for i in range(len(texts)))
+    negative = texts[fit_negatives[0]]
+    held_negative = next(texts[i] for i in held_idx if intents[i] == "out_of_scope")
+    probe = [held_negative, "what is the meaning of life", "查一下订单 CM100003", "how do I export my files"]
+    fit_f, _ = parser.classifier.features_and_proba([texts[i] for i in fit_idx])
+    as_calibrated = OosDetector.fit("knn_margin", fit_f, [intents[i] for i in fit_idx], negative="out_of_scope",
+                                    weight=margin.info["weight"])
+    pf, pp = parser.classifier.features_and_proba(probe)
+    assert np.all(margin.scores(pf, pp) >= as_calibrated.scores(pf, pp) - 1e-6)
     features, probs = parser.classifier.features_and_proba([negative, "how do I export my files"])
     knn = OosDetector.fit("knn", *_in_scope(parser, texts, intents))
     assert margin.scores(features, probs)[0] == pytest.approx(knn.scores(features, probs)[0] - margin.info["weight"],

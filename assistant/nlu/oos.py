@@ -212,7 +212,12 @@ def calibrate(method: str, classifier, texts: list[str], labels: list[str], fit_
               held_idx: list[int], max_loss: float, negative: str | None = None) -> tuple[OosDetector, dict]:
     """Fit ``method``'s statistics on the examples the classifier was trained on, choose the threshold
     (and the knn margin's weight) on the held-out ones, then add the held-out vectors to the
-    statistics (the threshold stays)."""
+    statistics (the threshold stays).
+
+    For ``knn_margin`` the held-out *negatives* are not added: more negatives raise the term the margin
+    subtracts, so in-scope messages would score lower than when the threshold was chosen and reject
+    more than ``max_loss`` allows (on CLINC150 with w = 0.5, in-scope accuracy fell from 95.7 to
+    93.7 % at a 1 % budget). Added in-scope vectors can only raise a score, which keeps the budget."""
     features, probs = embed(classifier, texts)
     fit_labels, held_labels = [labels[i] for i in fit_idx], [labels[i] for i in held_idx]
     if method == "knn_margin":
@@ -223,7 +228,8 @@ def calibrate(method: str, classifier, texts: list[str], labels: list[str], fit_
         detector.threshold, report = held_out_threshold(detector, classifier, features[held_idx], probs[held_idx],
                                                         held_labels, max_loss)
     threshold = detector.threshold
-    detector = OosDetector.fit(method, features, labels, k=detector.k,
+    keep = sorted(list(fit_idx) + [i for i in held_idx if method != "knn_margin" or labels[i] != negative])
+    detector = OosDetector.fit(method, features[keep], [labels[i] for i in keep], k=detector.k,
                                negative=negative if method == "knn_margin" else None,
                                weight=detector.info.get("weight", 0.25))
     detector.threshold = threshold
