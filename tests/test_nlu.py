@@ -167,7 +167,7 @@ def test_the_knn_margin_is_calibrated_on_held_out_out_of_scope_examples(settings
     held-out ones (and the threshold on the other held-out examples, within the accuracy budget); an
     out-of-scope training sentence scores exactly its knn score minus the weight (its nearest negative
     is itself); the detector survives a save and load."""
-    from assistant.nlu.oos import MARGIN_WEIGHTS, OosDetector, calibrate, holdout
+    from assistant.nlu.oos import MARGIN_WEIGHTS, OosDetector, calibrate, embed, holdout
 
     data = load_nlu_data(settings.nlu_data_dir)
     texts, intents = [e.text for e in data.examples], [e.intent for e in data.examples]
@@ -189,7 +189,7 @@ def test_the_knn_margin_is_calibrated_on_held_out_out_of_scope_examples(settings
     negative = texts[fit_negatives[0]]
     held_negative = next(texts[i] for i in held_idx if intents[i] == "out_of_scope")
     probe = [held_negative, "what is the meaning of life", "查一下订单 CM100003", "how do I export my files"]
-    fit_f, _ = parser.classifier.features_and_proba([texts[i] for i in fit_idx])
+    fit_f, _ = embed(parser.classifier, [texts[i] for i in fit_idx])
     as_calibrated = OosDetector.fit("knn_margin", fit_f, [intents[i] for i in fit_idx], negative="out_of_scope",
                                     weight=margin.info["weight"])
     pf, pp = parser.classifier.features_and_proba(probe)
