@@ -184,11 +184,13 @@ class IntentClassifier:
         labels = sorted(set(intents))
         if len(labels) < 2:
             raise ValueError("training needs at least two intents")
+        import torch
+
         random.seed(seed)
         np.random.seed(seed)
+        torch.manual_seed(seed)          # before the head is built: its initial weights come from this seed too
         tokenizer, encoder = load_backbone(encoder_path)
-        module, torch = _build_module(encoder, len(labels))
-        torch.manual_seed(seed)
+        module, _ = _build_module(encoder, len(labels))
         y = [labels.index(i) for i in intents]
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
         ids = enc["input_ids"]
