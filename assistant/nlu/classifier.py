@@ -63,7 +63,6 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, group: int,
 
 
 def _build_module(encoder, n_labels: int, dropout: float = 0.1):
-    import torch
     from torch import nn
 
     class IntentModel(nn.Module):
@@ -82,7 +81,7 @@ def _build_module(encoder, n_labels: int, dropout: float = 0.1):
 
     module = IntentModel()
     module.encoder.get_input_embeddings().weight.requires_grad_(False)
-    return module, torch
+    return module
 
 
 @dataclass
@@ -147,7 +146,7 @@ class IntentClassifier:
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelNotTrained(f"{directory} was written by another version; retrain with `assistant train-nlu`")
         tokenizer, encoder = load_backbone(encoder_path_for(meta["encoder"]))
-        module, _ = _build_module(encoder, len(meta["labels"]))
+        module = _build_module(encoder, len(meta["labels"]))
         missing, unexpected = module.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
         frozen = {"encoder.embeddings.word_embeddings.weight"}
         if unexpected or set(missing) - frozen:
@@ -190,7 +189,7 @@ class IntentClassifier:
         np.random.seed(seed)
         torch.manual_seed(seed)          # before the head is built: its initial weights come from this seed too
         tokenizer, encoder = load_backbone(encoder_path)
-        module, _ = _build_module(encoder, len(labels))
+        module = _build_module(encoder, len(labels))
         y = [labels.index(i) for i in intents]
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
         ids = enc["input_ids"]
