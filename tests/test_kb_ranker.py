@@ -156,3 +156,59 @@ def test_retrieval_evaluation_with_cross_validated_rankings_needs_no_trained_ran
     assert set(got["metrics"]) == {"vector", "bm25", "hybrid", "hybrid_rerank"}
     assert got["metrics"]["hybrid_rerank"]["all"]["mrr"] < got["metrics"]["hybrid"]["all"]["mrr"]
     assert "hybrid_rerank" not in evaluate_retrieval(untrained, questions[:2], progress=False)["metrics"]
+
+
+def _synthetic_examples(rng, n_each: int):
+    """Questions of two kinds, where the cosine feature means opposite things across and within
+    questions: in "hard" questions every candidate is close (0.80-0.88) and the one relevant chunk a
+    little closer (0.90); in "easy" ones every candidate is far (0.20-0.28) and most are relevant
+    (0.30). The chunk cosine follows it with a little noise; the other features are constant."""
+    from assistant.knowledge.evaluate import EvalQuestion
+    from assistant.knowledge.ranker import RERANK_FEATURES, Candidates
+    from assistant.knowledge.ranker_training import Example
+
+    out = []
+    for n in range(2 * n_each):
+        hard = n % 2 == 0
+        cos = np.r_[0.90, rng.uniform(0.80, 0.88, 19)] if hard else np.r_[[0.30] * 4, rng.uniform(0.20, 0.28, 2)]
+        labels = np.r_[1.0, np.zeros(19)] if hard else np.r_[np.ones(4), np.zeros(2)]
+        X = np.zeros((len(cos), len(RERANK_FEATURES)))
+        X[:, RERANK_FEATURES.index("semantic")] = cos
+        X[:, RERANK_FEATURES.index("dense")] = cos + rng.normal(0, 0.005, len(cos))
+        cands = Candidates([None] * len(cos), X, [], [], [set()] * len(cos), "en")
+        q = EvalQuestion(f"q{n}", "en", "question", frozenset({f"unit{n}"}))
+        out.append(Example(q, cands, labels, True, False))
+    return out
+
+
+def test_the_reranker_learns_the_order_within_a_question_not_across_questions():
+    """Pairwise training: what decides the order is which of two candidates *of one question* is
+    relevant. A pointwise model learns here that a high cosine means "not relevant" (most close
+    candidates belong to hard questions and are wrong) and puts the relevant chunk of every hard
+    question last; the shipped reranker must put it first."""
+    from assistant.knowledge.ranker import RERANK_FEATURES, Linear
+    from assistant.knowledge.ranker_training import _fit_rerank
+
+    rng = np.random.default_rng(7)
+    train, test = _synthetic_examples(rng, 30), _synthetic_examples(rng, 10)
+    X = np.concatenate([e.cands.X for e in train])
+    y = np.concatenate([e.labels for e in train])
+    pointwise = Linear.fit(RERANK_FEATURES, X, y)
+    rerank = _fit_rerank(train)
+    hard = [e for e in test if len(e.labels) == 20]
+    assert all(e.labels[np.argmax(pointwise.logit(e.cands.X))] == 0 for e in hard)  # the trap is real
+    for e in test:
+        assert e.labels[np.argmax(rerank.logit(e.cands.X))] == 1, e.question.id
+        p = rerank.proba(e.cands.X)  # still a probability, in the same order as the score
+        assert ((0 < p) & (p < 1)).all()
+        assert (np.argsort(p, kind="stable") == np.argsort(rerank.logit(e.cands.X), kind="stable")).all()
+
+
+def test_a_reranker_needs_questions_with_relevant_and_other_candidates():
+    from assistant.knowledge.ranker_training import _fit_rerank
+
+    only_relevant = _synthetic_examples(np.random.default_rng(1), 2)
+    for e in only_relevant:
+        e.labels[:] = 1.0
+    with pytest.raises(ValueError, match="label more questions"):
+        _fit_rerank(only_relevant)

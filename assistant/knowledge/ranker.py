@@ -1,12 +1,15 @@
 """A learned reranker and a learned answerability test for knowledge retrieval.
 
-Both are logistic regressions over a few interpretable features, trained on labelled questions
+All three are logistic regressions over a few interpretable features, trained on labelled questions
 (``evals/knowledge/questions.yml``: answerable ones with their supporting units, unanswerable ones):
 
-* **rerank** scores each fused (RRF) candidate chunk: cosine to the chunk and to its FAQ question,
-  the two retrievers' ranks, normalised BM25, and how much of the question's *rare* vocabulary
-  (IDF-weighted query terms) the chunk and its heading contain;
-* **answerable** scores the question given its reranked candidates: the best rerank score, the best
+* **rerank** orders each question's fused (RRF) candidate chunks by their features: cosine to the
+  chunk and to its FAQ question, the two retrievers' ranks, normalised BM25, and how much of the
+  question's *rare* vocabulary (IDF-weighted query terms) the chunk and its heading contain. It is
+  trained on pairs of candidates of one question (which of the two is relevant);
+* **relevance** scores the same features pointwise (is this chunk relevant at all), so its scores
+  compare across questions;
+* **answerable** scores the question given its candidates: the best relevance score, the best
   cosine, the share of the question's IDF mass found in the best chunks, and the IDF mass of terms
   the knowledge base has never seen ("WebDAV", "比特币"). Below its threshold the chain refuses.
 
@@ -26,7 +29,7 @@ import numpy as np
 
 RERANK_FEATURES = ("semantic", "dense", "faq_question", "has_faq_question", "lexical_norm", "dense_rank", "lexical_rank",
                    "semantic_gap", "coverage", "heading_coverage", "is_faq")
-ANSWER_FEATURES = ("rerank_top", "rerank_margin", "semantic_top", "faq_question_top", "coverage_top", "coverage_best3",
+ANSWER_FEATURES = ("relevance_top", "relevance_margin", "semantic_top", "faq_question_top", "coverage_top", "coverage_best3",
                    "unknown_idf", "uncovered_idf_max", "content_terms", "is_zh")
 ABSENT_RANK = 30
 
@@ -90,19 +93,20 @@ def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[s
     return Candidates(hits, X, terms, weights, sets, lang)
 
 
-def answer_features(c: Candidates, rerank_scores: np.ndarray, stats: TermStats) -> np.ndarray:
-    """The question-level row for the answerability model (``rerank_scores`` aligned with ``c.hits``)."""
+def answer_features(c: Candidates, relevance: np.ndarray, stats: TermStats) -> np.ndarray:
+    """The question-level row for the answerability model (``relevance``: the pointwise relevance
+    model's scores, aligned with ``c.hits``)."""
     if not c.hits:
         return np.zeros(len(ANSWER_FEATURES))
-    order = np.argsort(-rerank_scores)
+    order = np.argsort(-relevance)
     top = order[0]
-    margin = float(rerank_scores[top] - rerank_scores[order[1]]) if len(order) > 1 else 1.0
+    margin = float(relevance[top] - relevance[order[1]]) if len(order) > 1 else 1.0
     best3 = set().union(*(c.term_sets[i] for i in order[:3]))
     unknown = sum(w for t, w in zip(c.terms, c.weights) if not stats.known(t))
     uncovered = [w for t, w in zip(c.terms, c.weights) if t not in best3]
     col = {n: i for i, n in enumerate(RERANK_FEATURES)}
     return np.array([
-        rerank_scores[top], margin, c.X[:, col["semantic"]].max(), c.X[:, col["faq_question"]].max(),
+        relevance[top], margin, c.X[:, col["semantic"]].max(), c.X[:, col["faq_question"]].max(),
         c.X[top, col["coverage"]], _coverage(c.terms, c.weights, best3),
         unknown / stats.unknown, max(uncovered, default=0.0) / stats.unknown, math.log1p(len(c.terms)),
         float(c.lang == "zh"),
@@ -148,24 +152,28 @@ class Linear:
 
 @dataclass
 class KnowledgeRanker:
-    rerank: Linear
+    rerank: Linear                # the order of one question's candidates (pairwise)
     answerable: Linear
     threshold: float              # answerable probability below which the chain refuses
+    relevance: Linear             # pointwise relevance: the answerability test's input
     meta: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"rerank": self.rerank.to_json(), "answerable": self.answerable.to_json(),
+                                   "relevance": self.relevance.to_json(),
                                    "threshold": self.threshold, "meta": self.meta}, ensure_ascii=False, indent=1))
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "KnowledgeRanker":
         d = json.loads(Path(path).read_text())
-        for part in ("rerank", "answerable"):
-            expected = RERANK_FEATURES if part == "rerank" else ANSWER_FEATURES
+        for part in ("rerank", "relevance", "answerable"):
+            expected = ANSWER_FEATURES if part == "answerable" else RERANK_FEATURES
+            if part not in d:
+                raise ValueError(f"{path} has no {part} model (an older format): run `assistant train-kb-ranker`")
             if tuple(d[part]["features"]) != expected:
                 raise ValueError(f"{path} was trained with other features: run `assistant train-kb-ranker`")
         return cls(Linear.from_json(d["rerank"]), Linear.from_json(d["answerable"]), float(d["threshold"]),
-                   d.get("meta", {}))
+                   Linear.from_json(d["relevance"]), d.get("meta", {}))

@@ -1,8 +1,9 @@
 """Training and cross-validating the knowledge ranker on labelled questions.
 
 ``collect`` runs retrieval once per question and keeps its candidates and features; ``fit`` trains
-the reranker, then the answerability model on *out-of-fold* rerank scores (what it sees at run
-time is a reranker that never saw the question), then picks the refusal threshold for a target
+the reranker (pairwise, for the order), the relevance model (pointwise, for the absolute level),
+then the answerability model on *out-of-fold* relevance scores (what it sees at run time is a
+model that never saw the question), then picks the refusal threshold for a target
 false-refusal rate. ``cross_validate`` repeats that per fold, grouping paraphrases of one question.
 """
 
@@ -49,11 +50,54 @@ def collect(searcher, answerable: list[EvalQuestion], unanswerable: list[EvalQue
     return out
 
 
-def _fit_rerank(examples: list[Example]) -> Linear:
+def _fit_relevance(examples: list[Example]) -> Linear:
+    """Pointwise: is this candidate relevant, whatever the question? Its scores are comparable
+    across questions, which the answerability test needs ("is even the best candidate good?")."""
     rows = [e for e in examples if e.answerable and len(e.cands.hits)]
     X = np.concatenate([e.cands.X for e in rows])
     y = np.concatenate([e.labels for e in rows])
     return Linear.fit(RERANK_FEATURES, X, y, C=1.0)
+
+
+def _fit_rerank(examples: list[Example], C: float = 1.0) -> Linear:
+    """The reranker, trained on pairs (RankNet-style): within each question, every relevant candidate
+    against every other candidate, as a logistic regression on their feature differences. What it
+    learns is which of two chunks better answers *this* question, which is what a ranking needs; a
+    pointwise model spends itself on telling easy questions' chunks from hard ones' (cross-validated
+    Recall@5 0.947 -> 0.96, README, 'Knowledge answers'). An offset fitted on the training candidates
+    makes its score a probability of relevance again. Refusal stays with the pointwise relevance
+    model: a pairwise score says little about how good the best candidate is."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = [e for e in examples if e.answerable and len(e.cands.hits)]
+    X = np.concatenate([e.cands.X for e in rows])
+    y = np.concatenate([e.labels for e in rows])
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-9] = 1.0
+    pairs = []
+    for e in rows:
+        Z = (e.cands.X - mean) / scale
+        pos, neg = Z[e.labels == 1], Z[e.labels == 0]
+        if len(pos) and len(neg):
+            pairs.append((pos[:, None, :] - neg[None, :, :]).reshape(-1, Z.shape[1]))
+    if not pairs:
+        raise ValueError("the reranker needs questions with both relevant and other candidates: label more questions")
+    D = np.concatenate(pairs)
+    # each pair both ways round: the model is antisymmetric (no intercept) and both classes are present
+    pairwise = LogisticRegression(C=C, max_iter=2000, fit_intercept=False)
+    pairwise.fit(np.vstack([D, -D]), np.r_[np.ones(len(D)), np.zeros(len(D))])
+    w = pairwise.coef_[0]
+    return Linear(RERANK_FEATURES, mean, scale, w, _calibrated_offset(((X - mean) / scale) @ w, y))
+
+
+def _calibrated_offset(score: np.ndarray, y: np.ndarray) -> float:
+    """The intercept b that makes sigmoid(score + b) a calibrated probability of relevance (its sum
+    over the training candidates equals the number of relevant ones). Only an offset: the order of
+    the scores must stay the pairwise model's, and a fitted slope could turn negative (across
+    questions, a high score can go with few relevant candidates)."""
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda b: float((1.0 / (1.0 + np.exp(-(score + b)))).sum() - y.sum()), -50.0, 50.0))
 
 
 def _folds(examples: list[Example], k: int, seed: int) -> list[np.ndarray]:
@@ -65,30 +109,31 @@ def _folds(examples: list[Example], k: int, seed: int) -> list[np.ndarray]:
     return np.array([fold_of[e.group] for e in examples])
 
 
-def _answer_rows(examples: list[Example], rerank_models: list[Linear], stats) -> np.ndarray:
+def _answer_rows(examples: list[Example], relevance_models: list[Linear], stats) -> np.ndarray:
     return np.stack([answer_features(e.cands, m.proba(e.cands.X) if len(e.cands.hits) else np.zeros(0), stats)
-                     for e, m in zip(examples, rerank_models)])
+                     for e, m in zip(examples, relevance_models)])
 
 
 def fit(examples: list[Example], stats, target_false_refusal: float = TARGET_FALSE_REFUSAL, seed: int = 0,
         meta: dict | None = None) -> KnowledgeRanker:
-    rerank, answerable, p_train = _fit_models(examples, stats, seed)
+    rerank, relevance, answerable, p_train = _fit_models(examples, stats, seed)
     threshold = pick_threshold(p_train, target_false_refusal)
-    return KnowledgeRanker(rerank, answerable, threshold, {
+    return KnowledgeRanker(rerank, answerable, threshold, relevance=relevance, meta={
         "trained": time.strftime("%Y-%m-%dT%H:%M:%S"), "questions": len(examples),
         "answerable": sum(e.answerable and not e.guarded for e in examples),
         "unanswerable": sum(not e.answerable and not e.guarded for e in examples),
         "target_false_refusal": target_false_refusal, **(meta or {})})
 
 
-def _fit_models(examples: list[Example], stats, seed: int) -> tuple[Linear, Linear, np.ndarray]:
-    """The reranker, the answerability test, and that test's probabilities for its own answerable
-    training questions (the threshold for any false-refusal budget is drawn from these)."""
-    rerank = _fit_rerank(examples)
+def _fit_models(examples: list[Example], stats, seed: int) -> tuple[Linear, Linear, Linear, np.ndarray]:
+    """The reranker, the relevance model, the answerability test, and that test's probabilities for
+    its own answerable training questions (the threshold for any false-refusal budget is drawn from
+    these)."""
+    rerank, relevance = _fit_rerank(examples), _fit_relevance(examples)
     fold = _folds(examples, FOLDS, seed + 1)
     oof = [None] * len(examples)
     for f in range(FOLDS):
-        m = _fit_rerank([e for e, g in zip(examples, fold) if g != f])
+        m = _fit_relevance([e for e, g in zip(examples, fold) if g != f])
         for n, g in enumerate(fold):
             if g == f:
                 oof[n] = m
@@ -96,7 +141,7 @@ def _fit_models(examples: list[Example], stats, seed: int) -> tuple[Linear, Line
     X = _answer_rows([examples[n] for n in train], [oof[n] for n in train], stats)
     y = np.array([float(examples[n].answerable) for n in train])
     answerable = Linear.fit(ANSWER_FEATURES, X, y, C=1.0)
-    return rerank, answerable, answerable.proba(X)[y == 1]
+    return rerank, relevance, answerable, answerable.proba(X)[y == 1]
 
 
 def pick_threshold(p_answerable: np.ndarray, target_false_refusal: float) -> float:
@@ -131,7 +176,8 @@ def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int
     fold = _folds(examples, folds, seed)
     rankings, probs, train_p = {}, {}, []
     for f in range(folds):
-        rerank, answerable, p_train = _fit_models([e for e, g in zip(examples, fold) if g != f], stats, seed)
+        rerank, relevance, answerable, p_train = _fit_models([e for e, g in zip(examples, fold) if g != f], stats,
+                                                             seed)
         train_p.append(p_train)
         for e, g in zip(examples, fold):
             if g != f:
@@ -140,9 +186,9 @@ def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int
             if not e.cands.hits:
                 rankings[qid], probs[qid] = [], 0.0
             else:
-                scores = rerank.proba(e.cands.X)
-                order = np.argsort(-scores, kind="stable")
+                order = np.argsort(-rerank.logit(e.cands.X), kind="stable")
                 rankings[qid] = [e.cands.hits[i] for i in order]
-                probs[qid] = float(answerable.proba(answer_features(e.cands, scores, stats))[0])
+                relevant = relevance.proba(e.cands.X)
+                probs[qid] = float(answerable.proba(answer_features(e.cands, relevant, stats))[0])
     return CVResult(rankings, probs, {e.question.id for e in examples if e.guarded},
                     {e.question.id: int(g) for e, g in zip(examples, fold)}, train_p)

@@ -196,7 +196,7 @@ class HybridSearcher:
         ranker = ranker or self._require_ranker()
         if not cands.hits:
             return 0.0
-        scores = ranker.rerank.proba(cands.X)
+        scores = ranker.relevance.proba(cands.X)
         return float(ranker.answerable.proba(answer_features(cands, scores, self.term_stats()))[0])
 
     def _require_ranker(self):
