@@ -191,5 +191,8 @@ def make_answerer(settings, embeddings=None, generator: Generator | None = None,
     searcher.lexical.query_terms("预热 warm-up")  # load jieba and the spelling index now, not on a user's turn
     if generator is None and with_generator:
         generator = make_generator(settings, embeddings)
+    mode = settings.kb_retrieval_mode
+    if mode == "hybrid_rerank" and searcher.ranker is None:
+        mode = "hybrid"  # load_searcher has said why (no trained ranker) and what to run
     return KnowledgeAnswerer(searcher, generator, settings.kb_min_score,
-                             settings.kb_faq_direct_score, settings.kb_top_k, mode=settings.kb_retrieval_mode)
+                             settings.kb_faq_direct_score, settings.kb_top_k, mode=mode)
