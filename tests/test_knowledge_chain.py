@@ -155,7 +155,7 @@ def test_misspelt_query_terms_are_corrected_to_indexed_ones(answerer):
     assert "reciepts" not in vocabulary and "receipts" in vocabulary
     assert lexical.query_terms("where are my reciepts") == ["receipts"]
     assert lexical.query_terms("how do i cancle my subscripton") == ["cancel", "subscription"]
-    # unknown product names stay unknown; Chinese terms and short words are left alone
+    # unknown product names stay unknown; Chinese terms (corrected by sound, below) and short words are left alone
     assert lexical.query_terms("Do you support WebDAV?") == ["support", "webdav"]
     assert lexical.query_terms("发漂几天能开出来") == lexical.tokenizer("发漂几天能开出来")
     misspelt = [h.unit for h in answerer.searcher.search("where are my reciepts", "en", "bm25", k=3)]
@@ -172,3 +172,31 @@ def test_spelling_correction_picks_the_closest_then_the_most_frequent_term():
     assert fix("planz") == "plan"          # one edit from 'plan' and from 'plans': the more frequent wins
     assert fix("plams") == "plans"         # one edit from 'plans', two from 'plan': the closer wins
     assert edit_distance("cancle", "cancel", 2) == 1 and edit_distance("abc", "xyz", 1) == 2
+
+
+def test_chinese_typos_that_sound_right_are_corrected_before_searching(answerer):
+    """Pinyin input methods offer every character of a sound, and customers pick the wrong one:
+    "发漂" for 发票, "验正" for 验证. The query text is corrected, for the vectors and for BM25."""
+    lexical = answerer.searcher.lexical
+    assert lexical.corrected("发漂几天能开出来") == "发票几天能开出来"
+    assert lexical.corrected("怎么开两步验正") == "怎么开两步验证"
+    assert lexical.corrected("退宽多久到账？refund") == "退款多久到账？refund"
+    # words the dictionary knows stay, and so do English, unknown words and correct questions
+    for text in ["帐号被锁了", "专业版一个月多少钱", "how do I cancle", "能用比特币付款吗", "发票"]:
+        assert lexical.corrected(text) == text
+    top = [h.unit for h in answerer.searcher.search("发漂几天能开出来", "zh", "hybrid_rerank", k=5)]
+    assert "faq.yml#request-fapiao" in top, top
+
+
+def test_homophone_correction_changes_one_character_of_what_the_dictionary_cannot_segment():
+    from assistant.knowledge.lexical import TextTokenizer
+    from assistant.knowledge.spelling import HomophoneCorrector
+
+    fix = HomophoneCorrector({"发票": 5, "退款": 9, "验证": 3, "时间": 1, "事件": 4, "公式": 2}, TextTokenizer().segment)
+    assert fix("发漂几天能开出来") == "发票几天能开出来"
+    assert fix("退宽，验正") == "退款，验证"
+    assert fix("时件") == "事件"            # both one character from it: the term in more chunks wins
+    assert fix("公事") == "公事"            # a dictionary word, though it sounds like an indexed term
+    assert fix("法漂") == "法漂"            # same sound, two characters changed: another word
+    assert fix("refund 退款") == "refund 退款"
+    assert HomophoneCorrector({}, TextTokenizer().segment)("发漂") == "发漂"

@@ -188,7 +188,8 @@ def make_answerer(settings, embeddings=None, generator: Generator | None = None,
 
     embeddings = embeddings or make_embeddings(settings)
     searcher = load_searcher(settings, embeddings)
-    searcher.lexical.query_terms("预热 warm-up")  # load jieba and the spelling index now, not on a user's turn
+    # load jieba, pypinyin and the spelling indexes now, not on a user's turn
+    searcher.lexical.query_terms(searcher.lexical.corrected("预热 warm-up"))
     if generator is None and with_generator:
         generator = make_generator(settings, embeddings)
     mode = settings.kb_retrieval_mode

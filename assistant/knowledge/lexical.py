@@ -49,6 +49,11 @@ class TextTokenizer:
                     self._jieba = tok
         return self._jieba
 
+    def segment(self, run: str) -> list[str]:
+        """A run of Chinese characters cut into dictionary words only (no HMM guesses at unknown
+        words): what the dictionary cannot place stays single characters."""
+        return list(self._cutter().cut(run, HMM=False))
+
     def __call__(self, text: str) -> list[str]:
         out: list[str] = []
         for m in _TOKEN.finditer(text.lower()):
@@ -70,6 +75,7 @@ class LexicalIndex:
         self._groups: dict[str, np.ndarray] = {}
         self._by_doc = None
         self._corrector = None
+        self._homophones = None
 
     def build(self, ids: Sequence[str], texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
         import bm25s
@@ -78,7 +84,7 @@ class LexicalIndex:
         self._bm25 = bm25s.BM25()
         corpus = [self.tokenizer(t) or ["\u2205"] for t in texts]
         self._bm25.index(corpus, show_progress=False)
-        self._by_doc = self._corrector = None
+        self._by_doc = self._corrector = self._homophones = None
         self._set_groups(groups)
 
     def _set_groups(self, groups: Iterable[str] | None) -> None:
@@ -101,6 +107,17 @@ class LexicalIndex:
 
             self._corrector = TermCorrector(self.document_frequencies()[0])
         return [self._corrector(t) for t in terms]
+
+    def corrected(self, query: str) -> str:
+        """The query text with mistyped Chinese words replaced by indexed terms that sound the same
+        ("发漂" -> "发票"; :class:`~assistant.knowledge.spelling.HomophoneCorrector`)."""
+        if self._bm25 is None:
+            return query
+        if self._homophones is None:
+            from assistant.knowledge.spelling import HomophoneCorrector
+
+            self._homophones = HomophoneCorrector(self.document_frequencies()[0], self.tokenizer.segment)
+        return self._homophones(query)
 
     def search(self, query: str, k: int = 10, group: str | None = None) -> list[tuple[str, float]]:
         return self.search_terms(self.query_terms(query), k, group)

@@ -109,9 +109,11 @@ class HybridSearcher:
         return [(i, s) for i, s in self.store.search(qvec.tolist(), lang, k) if i in self.docstore.row]
 
     def search(self, query: str, lang: str | None, mode: Mode = "hybrid", k: int = 10) -> list[Hit]:
+        """Every mode searches for the query as corrected (:meth:`LexicalIndex.corrected`)."""
         if mode == "hybrid_rerank":
             return self.rerank(self.candidates(query, lang))[:k]
         cfg = self.config
+        query = self.lexical.corrected(query)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
             qvec = np.asarray(self.embed_query(query), dtype=np.float32)
@@ -152,6 +154,7 @@ class HybridSearcher:
         from assistant.knowledge.ranker import candidate_features
 
         cfg = self.config
+        query = self.lexical.corrected(query)
         qvec = np.asarray(self.embed_query(query), dtype=np.float32)
         dense = self._vector(qvec, lang, cfg.candidates)
         query_terms = self.lexical.query_terms(query)

@@ -6,14 +6,21 @@ unanswerable question, like "WebDAV"). A Latin query term of four letters or mor
 does not hold is replaced by the most frequent indexed term within Damerau-Levenshtein distance 1
 (distance 2 from seven letters on). Candidates are the indexed terms that share a single-deletion
 key with it (the SymSpell idea: every term one edit away, and many two away), so a lookup costs a
-few dictionary probes, not a scan of the vocabulary. Chinese terms are left alone: one character
-changed is usually another word.
+few dictionary probes, not a scan of the vocabulary.
+
+Chinese typos are of another kind: a pinyin input method offers every character of the same sound,
+and customers pick the wrong one ("发漂" for 发票, "退宽" for 退款, "验正" for 验证). One character
+changed is usually another word, so a Chinese term is corrected only when (:class:`HomophoneCorrector`)
+it lies in a stretch of characters that the word dictionary cannot segment (single characters side
+by side), it is not itself an indexed term, and an indexed term of two to four characters reads the
+same in pinyin (tones ignored) and differs from it in one character. The query *text* is corrected,
+so the vector search sees the intended word too.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 _LATIN = re.compile(r"[a-z][a-z'-]*")
 MIN_LENGTH = 4
@@ -72,3 +79,74 @@ class TermCorrector:
         scored = [(edit_distance(term, c, limit), -self.df[c], c) for c in candidates]
         best = min((s for s in scored if s[0] <= limit), default=None)
         return best[2] if best else term
+
+
+_HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_HAN_TERM = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,4}")
+
+
+def _pinyin(text: str) -> tuple[str, ...]:
+    from pypinyin import lazy_pinyin
+
+    return tuple(lazy_pinyin(text))
+
+
+class HomophoneCorrector:
+    """``corrector(text)``: ``text`` with mistyped Chinese words replaced by the indexed term that
+    sounds the same (see the module's docstring); everything else is left as it is.
+
+    ``segment(run) -> words`` splits a run of Chinese characters with the word dictionary alone
+    (jieba without its HMM, which would glue unknown characters into made-up words)."""
+
+    def __init__(self, document_frequency: Mapping[str, int], segment: Callable[[str], Iterable[str]],
+                 cache_size: int = 10_000):
+        self.df = document_frequency
+        self.segment = segment
+        self._by_sound: dict[tuple[str, ...], list[str]] = {}
+        for term in document_frequency:
+            if _HAN_TERM.fullmatch(term):
+                self._by_sound.setdefault(_pinyin(term), []).append(term)
+        self._cache: dict[str, str] = {}
+        self._cache_size = cache_size
+
+    def __call__(self, text: str) -> str:
+        if not self._by_sound or not _HAN_RUN.search(text):
+            return text
+        fixed = self._cache.get(text)
+        if fixed is None:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            fixed = self._cache[text] = _HAN_RUN.sub(lambda m: self._correct_run(m.group(0)), text)
+        return fixed
+
+    def _correct_run(self, run: str) -> str:
+        out, pending = [], ""
+        for word in list(self.segment(run)) + [""]:   # "" flushes the last stretch
+            if len(word) == 1:
+                pending += word
+                continue
+            out.append(self._correct_stretch(pending) if len(pending) > 1 else pending)
+            out.append(word)
+            pending = ""
+        return "".join(out)
+
+    def _correct_stretch(self, chars: str) -> str:
+        """Single characters side by side: replace the longest windows that sound like an indexed term."""
+        i, out = 0, []
+        while i < len(chars):
+            for size in (4, 3, 2):
+                window = chars[i : i + size]
+                if len(window) == size and (term := self._same_sound(window)):
+                    out.append(term)
+                    i += size
+                    break
+            else:
+                out.append(chars[i])
+                i += 1
+        return "".join(out)
+
+    def _same_sound(self, window: str) -> str | None:
+        if window in self.df:
+            return None
+        near = [t for t in self._by_sound.get(_pinyin(window), ()) if sum(a != b for a, b in zip(t, window)) == 1]
+        return max(near, key=lambda t: (self.df[t], t)) if near else None
