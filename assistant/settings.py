@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     kb_encoder_int8: bool = Field(False, description="Dynamic int8 quantisation of the knowledge-base encoder (PyTorch runtime; faster ingest, slightly lower recall).")
     kb_max_file_mb: float = Field(20.0, gt=0, description="Larger knowledge-base files are skipped with a message.")
     kb_pii_allow_domains: list[str] = Field(["cloudmax.example"], description="E-mail domains kept unmasked (JSON list).")
-    kb_ranker_path: Path | None = Field(None, description="Trained reranker + answerability test (train-kb-ranker). Default: <models>/kb_ranker.json")
+    kb_ranker_path: Path | None = Field(None, description="Trained reranker, relevance model and answerability test (train-kb-ranker). Default: <models>/kb_ranker.json")
     kb_retrieval_mode: str = Field("hybrid_rerank", description="vector | bm25 | hybrid | hybrid_rerank (see README, 'Knowledge answers'); hybrid_rerank without a trained ranker runs as hybrid.")
     kb_generator: str = Field(
         "extractive",
