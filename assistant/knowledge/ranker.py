@@ -113,6 +113,13 @@ def answer_features(c: Candidates, relevance: np.ndarray, stats: TermStats) -> n
     ])
 
 
+def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of ``X`` (a constant column's deviation is taken as 1)."""
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale
+
+
 @dataclass
 class Linear:
     """A standardised logistic regression, stored as plain numbers (no pickle)."""
@@ -134,8 +141,7 @@ class Linear:
             sample_weight: np.ndarray | None = None) -> "Linear":
         from sklearn.linear_model import LogisticRegression
 
-        mean, scale = X.mean(0), X.std(0)
-        scale[scale < 1e-9] = 1.0
+        mean, scale = standardiser(X)
         lr = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
         lr.fit((X - mean) / scale, y, sample_weight=sample_weight)
         return cls(features, mean, scale, lr.coef_[0].copy(), float(lr.intercept_[0]))

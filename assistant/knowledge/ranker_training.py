@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.knowledge.evaluate import EvalQuestion
 from assistant.knowledge.ranker import (ANSWER_FEATURES, RERANK_FEATURES, Candidates, KnowledgeRanker, Linear,
-                                        answer_features)
+                                        answer_features, standardiser)
 from assistant.knowledge.safety import looks_like_injection
 
 FOLDS = 5
@@ -50,12 +50,16 @@ def collect(searcher, answerable: list[EvalQuestion], unanswerable: list[EvalQue
     return out
 
 
+def _labelled_candidates(examples: list[Example]) -> tuple[list[Example], np.ndarray, np.ndarray]:
+    """The answerable questions that have candidates, and all their candidates' features and labels."""
+    rows = [e for e in examples if e.answerable and len(e.cands.hits)]
+    return rows, np.concatenate([e.cands.X for e in rows]), np.concatenate([e.labels for e in rows])
+
+
 def _fit_relevance(examples: list[Example]) -> Linear:
     """Pointwise: is this candidate relevant, whatever the question? Its scores are comparable
     across questions, which the answerability test needs ("is even the best candidate good?")."""
-    rows = [e for e in examples if e.answerable and len(e.cands.hits)]
-    X = np.concatenate([e.cands.X for e in rows])
-    y = np.concatenate([e.labels for e in rows])
+    _, X, y = _labelled_candidates(examples)
     return Linear.fit(RERANK_FEATURES, X, y, C=1.0)
 
 
@@ -69,11 +73,8 @@ def _fit_rerank(examples: list[Example], C: float = 1.0) -> Linear:
     model: a pairwise score says little about how good the best candidate is."""
     from sklearn.linear_model import LogisticRegression
 
-    rows = [e for e in examples if e.answerable and len(e.cands.hits)]
-    X = np.concatenate([e.cands.X for e in rows])
-    y = np.concatenate([e.labels for e in rows])
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale < 1e-9] = 1.0
+    rows, X, y = _labelled_candidates(examples)
+    mean, scale = standardiser(X)
     pairs = []
     for e in rows:
         Z = (e.cands.X - mean) / scale

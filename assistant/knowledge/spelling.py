@@ -20,6 +20,7 @@ so the vector search sees the intended word too.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping
 
 _LATIN = re.compile(r"[a-z][a-z'-]*")
@@ -60,18 +61,12 @@ class TermCorrector:
             if len(term) >= MIN_LENGTH - 1 and _LATIN.fullmatch(term):
                 for key in _deletions(term) | {term}:
                     self._keys.setdefault(key, []).append(term)
-        self._cache: dict[str, str] = {}
-        self._cache_size = cache_size
+        self._closest_cached = lru_cache(maxsize=cache_size)(self._closest)
 
     def __call__(self, term: str) -> str:
         if term in self.df or len(term) < MIN_LENGTH or not _LATIN.fullmatch(term):
             return term
-        fixed = self._cache.get(term)
-        if fixed is None:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            fixed = self._cache[term] = self._closest(term)
-        return fixed
+        return self._closest_cached(term)
 
     def _closest(self, term: str) -> str:
         limit = 1 if len(term) < LONG_WORD else 2
@@ -106,18 +101,15 @@ class HomophoneCorrector:
         for term in document_frequency:
             if _HAN_TERM.fullmatch(term):
                 self._by_sound.setdefault(_pinyin(term), []).append(term)
-        self._cache: dict[str, str] = {}
-        self._cache_size = cache_size
+        self._correct_cached = lru_cache(maxsize=cache_size)(self._correct)
 
     def __call__(self, text: str) -> str:
         if not self._by_sound or not _HAN_RUN.search(text):
             return text
-        fixed = self._cache.get(text)
-        if fixed is None:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            fixed = self._cache[text] = _HAN_RUN.sub(lambda m: self._correct_run(m.group(0)), text)
-        return fixed
+        return self._correct_cached(text)
+
+    def _correct(self, text: str) -> str:
+        return _HAN_RUN.sub(lambda m: self._correct_run(m.group(0)), text)
 
     def _correct_run(self, run: str) -> str:
         out, pending = [], ""
