@@ -28,7 +28,7 @@ from assistant.knowledge.documents import load_knowledge_base
 from assistant.knowledge.evaluate import load_eval_set
 from assistant.knowledge.generate import split_sentences
 from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
-from assistant.knowledge.retrieval import DocStore, HybridSearcher, load_ranker
+from assistant.knowledge.retrieval import DocStore, HybridSearcher, dictionary_words, load_ranker
 from assistant.knowledge.store import ingest, make_embeddings, open_store
 from assistant.settings import Settings
 from benchmarks.common import memory_mb, print_table, summary_ms, write_json
@@ -63,7 +63,7 @@ def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: in
             rows = [n_ for n_, d in enumerate(docs) if d.metadata["lang"] == lang]
             store.add_vectors(lang, [docs[r].id for r in rows], vecs[rows], [docs[r].page_content for r in rows],
                               [docs[r].metadata for r in rows])
-        lexical = LexicalIndex(TextTokenizer(base.kb_dir / "userdict.txt"))
+        lexical = LexicalIndex(TextTokenizer(base.kb_dir / "userdict.txt"), dictionary_words(base))
         lexical.build([d.id for d in docs], [d.page_content for d in docs], [d.metadata["lang"] for d in docs])
         build_s = time.perf_counter() - started
         searcher = HybridSearcher(store, lexical, DocStore([d.id for d in docs], docs, vecs, {}),

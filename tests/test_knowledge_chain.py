@@ -152,15 +152,58 @@ def test_misspelt_query_terms_are_corrected_to_indexed_ones(answerer):
     answerability test would read them as words the knowledge base has never seen."""
     lexical = answerer.searcher.lexical
     vocabulary = lexical.document_frequencies()[0]
-    assert "reciepts" not in vocabulary and "receipts" in vocabulary
-    assert lexical.query_terms("where are my reciepts") == ["receipts"]
-    assert lexical.query_terms("how do i cancle my subscripton") == ["cancel", "subscription"]
+    assert "reciept" not in vocabulary and "receipt" in vocabulary
+    assert lexical.query_terms("where are my reciepts") == ["receipt"]
+    assert lexical.query_terms("how do i cancle my subscripton") == ["cancel", "subscript"]
     # unknown product names stay unknown; Chinese terms (corrected by sound, below) and short words are left alone
     assert lexical.query_terms("Do you support WebDAV?") == ["support", "webdav"]
     assert lexical.query_terms("发漂几天能开出来") == lexical.tokenizer("发漂几天能开出来")
     misspelt = [h.unit for h in answerer.searcher.search("where are my reciepts", "en", "bm25", k=3)]
     correct = [h.unit for h in answerer.searcher.search("where are my receipts", "en", "bm25", k=3)]
     assert misspelt == correct and "faq.yml#find-receipts" in correct
+
+
+def test_real_words_the_knowledge_base_does_not_use_are_not_corrected(answerer):
+    """Before the word list, 'pause' became 'cause', 'print' 'point', 'Apple' 'apply' and 'down'
+    'own': a different question. A real word the knowledge base lacks is a sign that it does not
+    answer the question, and stays one."""
+    lexical = answerer.searcher.lexical
+    vocabulary = lexical.document_frequencies()[0]
+    for word, neighbour in [("pause", "caus"), ("print", "point"), ("apple", "appli"), ("down", "own")]:
+        assert neighbour in vocabulary and word not in vocabulary, word
+        assert word in lexical.dictionary
+        assert neighbour not in lexical.query_terms(f"can I {word} it"), word
+    assert lexical.query_terms("Can I pause my subscription?") == ["paus", "subscript"]
+    assert "reciepts" not in lexical.dictionary and "subscripton" not in lexical.dictionary
+
+
+def test_english_search_terms_are_stems_so_word_forms_match(answerer):
+    """No stemming meant 'refunded' missed a section that says 'refund', and 'employees' one that
+    says 'employee'; hyphenated words match their joined spelling too ('e-mail', 'email')."""
+    tokenize = answerer.searcher.lexical.tokenizer
+    assert tokenize("refunds refunded refunding") == ["refund"] * 3
+    assert tokenize("Employees' e-mail") == tokenize("employee email mail")
+    assert tokenize("sign-in") == ["signin", "sign"]
+    assert tokenize("CM100003 v2.1 Wi-Fi 退款多久到账") == ["cm100003", "v2.1", "wifi", "wi", "fi", "退款", "多久", "到", "账"]
+    top = [h.unit for h in answerer.searcher.search("when will I be refunded", "en", "bm25", k=5)]
+    assert any("refund" in u for u in top), top
+
+
+def test_the_word_list_comes_from_the_encoders_tokenizer(tmp_path):
+    import json
+
+    from assistant.knowledge.spelling import TermCorrector, TokenizerWords
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": {"type": "Unigram", "vocab": [["\u2581Pause", -8.0], ["\u2581print", -9.0],
+                                                                     ["pause", -9.0], ["\u2581x", -5.0], ["\u258142", -7.0]]}}))
+    words = TokenizerWords(path)
+    assert "pause" in words and "print" in words
+    assert "x" not in words and "42" not in words and "cause" not in words
+    fix = TermCorrector({"cause": 3, "point": 2}, words)
+    assert fix("pause") == "pause" and fix("pint") == "point"
+    missing = TokenizerWords(tmp_path / "none.json")
+    assert "pause" not in missing     # no list: nothing is protected, and a warning says why
 
 
 def test_spelling_correction_picks_the_closest_then_the_most_frequent_term():

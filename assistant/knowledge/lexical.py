@@ -1,5 +1,6 @@
-"""Keyword search: a Chinese-aware tokenizer (jieba + a user dictionary of product terms, Latin
-words and numbers kept whole) and a BM25 index (``bm25s``) that can be saved and loaded."""
+"""Keyword search: a Chinese-aware tokenizer (jieba + a user dictionary of product terms; Latin
+words kept whole and stemmed, numbers kept whole) and a BM25 index (``bm25s``) that can be saved and
+loaded."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import re
 import threading
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Container, Iterable, Sequence
 
 import numpy as np
 
@@ -21,8 +22,9 @@ STOPWORDS = frozenset(
     + ["一下", "请问", "我们", "你们", "这个", "那个", "怎么", "如何", "什么", "可以", "是否", "一个", "没有", "有没有",
        "不是", "是不是", "不能", "能不能", "哪个", "哪里", "或者", "还是", "现在", "还有", "不会", "会不会"]
 )
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # Part of the index manifest: an index built with other tokenisation rules is rebuilt.
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 
 
 class TextTokenizer:
@@ -32,6 +34,7 @@ class TextTokenizer:
         self._user_dict = user_dict
         self._jieba = None
         self._lock = threading.Lock()
+        self._local = threading.local()   # a Snowball stemmer is not safe to share between threads
 
     def _cutter(self):
         if self._jieba is None:
@@ -54,35 +57,65 @@ class TextTokenizer:
         words): what the dictionary cannot place stays single characters."""
         return list(self._cutter().cut(run, HMM=False))
 
-    def __call__(self, text: str) -> list[str]:
-        out: list[str] = []
+    def stem(self, word: str) -> str:
+        """English words by their Snowball (Porter2) stem, so "refunds", "refunded" and "refund" are
+        one term; anything with digits or other marks (model numbers, "c++") stays as it is."""
+        if not _WORD.fullmatch(word):
+            return word
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            import Stemmer
+
+            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
+        return stemmer.stemWord(word)
+
+    def words(self, text: str) -> list[tuple[str, str]]:
+        """``(word as written, search term)`` pairs: the term of an English word is its stem; a
+        hyphenated word gives the joined word ("e-mail" -> "email") and then each part of two letters
+        or more ("sign-in" -> "signin", "sign"); a Chinese word is its own term."""
+        out: list[tuple[str, str]] = []
         for m in _TOKEN.finditer(text.lower()):
             piece = m.group(0)
             if _HAN.match(piece):
-                out.extend(w for w in self._cutter().cut_for_search(piece) if w not in STOPWORDS)
-            elif piece not in STOPWORDS:
-                out.append(piece)
+                out.extend((w, w) for w in self._cutter().cut_for_search(piece) if w not in STOPWORDS)
+            elif piece in STOPWORDS:
+                continue
+            elif "-" in piece:
+                joined = piece.replace("-", "")
+                out.append((joined, self.stem(joined)))
+                out.extend((p, self.stem(p)) for p in piece.split("-") if len(p) > 1 and p not in STOPWORDS)
+            else:
+                out.append((piece, self.stem(piece)))
         return out
+
+    def __call__(self, text: str) -> list[str]:
+        return [term for _, term in self.words(text)]
 
 
 class LexicalIndex:
     """BM25 over a fixed list of ids; ``search`` can be restricted to a subset (e.g. one language)."""
 
-    def __init__(self, tokenizer: TextTokenizer):
+    def __init__(self, tokenizer: TextTokenizer, dictionary: Container[str] = frozenset()):
         self.tokenizer = tokenizer
+        self.dictionary = dictionary   # real words: left alone by the spelling correction
         self.ids: list[str] = []
         self._bm25 = None
         self._groups: dict[str, np.ndarray] = {}
         self._by_doc = None
         self._corrector = None
         self._homophones = None
+        self._words: dict[str, str] = {}   # indexed Latin words as written -> their terms ("refunds" -> "refund")
 
     def build(self, ids: Sequence[str], texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
         import bm25s
 
         self.ids = list(ids)
         self._bm25 = bm25s.BM25()
-        corpus = [self.tokenizer(t) or ["\u2205"] for t in texts]
+        corpus, self._words = [], {}
+        for text in texts:
+            pairs = self.tokenizer.words(text)
+            self._words.update((w, t) for w, t in pairs if w.isascii())
+            corpus.append([t for _, t in pairs] or ["\u2205"])
         self._bm25.index(corpus, show_progress=False)
         self._by_doc = self._corrector = self._homophones = None
         self._set_groups(groups)
@@ -98,15 +131,24 @@ class LexicalIndex:
 
     def query_terms(self, query: str) -> list[str]:
         """The search terms of a query, misspelt Latin words corrected to indexed ones
-        (:mod:`assistant.knowledge.spelling`)."""
-        terms = self.tokenizer(query)
-        if self._bm25 is None or not terms:
-            return terms
+        (:mod:`assistant.knowledge.spelling`; a word of ``self.dictionary`` is never "corrected")."""
+        words = self.tokenizer.words(query)
+        if self._bm25 is None or not words:
+            return [term for _, term in words]
+        df = self.document_frequencies()[0]
         if self._corrector is None:
             from assistant.knowledge.spelling import TermCorrector
 
-            self._corrector = TermCorrector(self.document_frequencies()[0])
-        return [self._corrector(t) for t in terms]
+            # the indexed words as written ("subscription", whose stem "subscript" is two edits from
+            # "subscripton"), each as frequent as its term; an index saved without them: the terms
+            spelled = {w: df.get(t, 0) for w, t in self._words.items()} if self._words else df
+            self._corrector = TermCorrector(spelled, self.dictionary)
+        return [term if term in df else self._corrected_term(word, term) for word, term in words]
+
+    def _corrected_term(self, word: str, term: str) -> str:
+        if not self._words:
+            return self._corrector(term)
+        return self._words.get(self._corrector(word), term)
 
     def corrected(self, query: str) -> str:
         """The query text with mistyped Chinese words replaced by indexed terms that sound the same
@@ -175,14 +217,17 @@ class LexicalIndex:
         directory.mkdir(parents=True, exist_ok=True)
         self._bm25.save(str(directory / "bm25"))
         (directory / "ids.json").write_text(json.dumps({"ids": self.ids, "groups": getattr(self, "_group_list", None)}))
+        (directory / "words.json").write_text(json.dumps(self._words, ensure_ascii=False))
 
     @classmethod
-    def load(cls, directory: Path, tokenizer: TextTokenizer) -> "LexicalIndex":
+    def load(cls, directory: Path, tokenizer: TextTokenizer, dictionary: Container[str] = frozenset()) -> "LexicalIndex":
         import bm25s
 
-        index = cls(tokenizer)
+        index = cls(tokenizer, dictionary)
         meta = json.loads((directory / "ids.json").read_text())
         index.ids = meta["ids"]
         index._bm25 = bm25s.BM25.load(str(directory / "bm25"))
         index._set_groups(meta.get("groups"))
+        words = directory / "words.json"
+        index._words = json.loads(words.read_text()) if words.is_file() else {}
         return index

@@ -72,6 +72,27 @@ class Candidates:
     term_sets: list[set[str]]
     lang: str | None = None
 
+    def without(self, drop: np.ndarray) -> "Candidates":
+        """These candidates as if the ``drop``-ped chunks were not in the knowledge base: the features
+        relative to the other candidates (the gap to the best cosine, BM25 against the best BM25
+        score, the two retrievers' ranks) are recomputed over the ones that remain."""
+        keep = ~np.asarray(drop, dtype=bool)
+        col = {n: i for i, n in enumerate(RERANK_FEATURES)}
+        X = self.X[keep].copy()
+        if len(X):
+            X[:, col["semantic_gap"]] = X[:, col["semantic"]].max() - X[:, col["semantic"]]
+            best_lex = X[:, col["lexical_norm"]].max()
+            if best_lex > 0:
+                X[:, col["lexical_norm"]] /= best_lex
+            for name in ("dense_rank", "lexical_rank"):
+                rank = np.rint(1.0 / self.X[:, col[name]] - 1.0)
+                gone = np.sort(rank[~keep & (rank < ABSENT_RANK)])
+                kept = rank[keep]
+                moved = np.where(kept < ABSENT_RANK, kept - np.searchsorted(gone, kept), kept)
+                X[:, col[name]] = 1.0 / (1.0 + moved)
+        return Candidates([h for h, k in zip(self.hits, keep) if k], X, self.terms, self.weights,
+                          [s for s, k in zip(self.term_sets, keep) if k], self.lang)
+
 
 def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[str], stats: TermStats,
                        tokens_of, lang: str | None = None) -> Candidates:

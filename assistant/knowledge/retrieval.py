@@ -237,11 +237,19 @@ def load_searcher(settings, embeddings=None, with_ranker: bool = True) -> Hybrid
     if not (directory / "docs.jsonl").is_file():
         raise FileNotFoundError(f"knowledge index missing at {directory}: run `assistant ingest`")
     tokenizer = TextTokenizer(settings.kb_dir / "userdict.txt")
-    lexical = LexicalIndex.load(directory / "lexical", tokenizer)
+    lexical = LexicalIndex.load(directory / "lexical", tokenizer, dictionary_words(settings))
     docstore = DocStore.load(directory)
     store = open_store(settings, embeddings)
     return HybridSearcher(store, lexical, docstore, lambda q: np.asarray(embeddings.embed_query(q)),
                           ranker=load_ranker(settings) if with_ranker else None)
+
+
+def dictionary_words(settings):
+    """The real words the query spelling correction leaves alone: those of the encoder's tokenizer."""
+    from assistant.knowledge.spelling import TokenizerWords
+    from assistant.models.registry import resolve_encoder
+
+    return TokenizerWords(Path(resolve_encoder(settings)) / "tokenizer.json")
 
 
 def load_ranker(settings):

@@ -6,7 +6,12 @@ unanswerable question, like "WebDAV"). A Latin query term of four letters or mor
 does not hold is replaced by the most frequent indexed term within Damerau-Levenshtein distance 1
 (distance 2 from seven letters on). Candidates are the indexed terms that share a single-deletion
 key with it (the SymSpell idea: every term one edit away, and many two away), so a lookup costs a
-few dictionary probes, not a scan of the vocabulary.
+few dictionary probes, not a scan of the vocabulary. The search terms are stems (``lexical``), so
+the words compared are the knowledge base's words as written ("subscripton" is one edit from
+"subscription", two from its stem "subscript"), and the correction's term is the stem. A real word that the knowledge base does not use
+("pause", "print", "Apple") is left as it is, not turned into its nearest indexed neighbour
+("cause", "point", "apply"): the real words are those the encoder's tokenizer holds whole
+(:class:`TokenizerWords`, about 47,000 English words from the multilingual e5 vocabulary).
 
 Chinese typos are of another kind: a pinyin input method offers every character of the same sound,
 and customers pick the wrong one ("发漂" for 发票, "退宽" for 退款, "验正" for 验证). One character
@@ -19,9 +24,11 @@ so the vector search sees the intended word too.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Callable, Container, Iterable, Mapping
 
 _LATIN = re.compile(r"[a-z][a-z'-]*")
 MIN_LENGTH = 4
@@ -51,11 +58,14 @@ def _deletions(term: str) -> set[str]:
 
 
 class TermCorrector:
-    """``corrector(term)``: ``term`` itself when it is indexed, not Latin or short; otherwise the
-    closest indexed term (ties: the one in most chunks), or ``term`` when none is close."""
+    """``corrector(word)``: ``word`` itself when it is indexed, not Latin, short, or in ``dictionary``
+    (real words); otherwise the closest indexed word (ties: the one in most chunks), or ``word`` when
+    none is close."""
 
-    def __init__(self, document_frequency: Mapping[str, int], cache_size: int = 10_000):
+    def __init__(self, document_frequency: Mapping[str, int], dictionary: Container[str] = frozenset(),
+                 cache_size: int = 10_000):
         self.df = document_frequency
+        self.dictionary = dictionary
         self._keys: dict[str, list[str]] = {}
         for term in document_frequency:
             if len(term) >= MIN_LENGTH - 1 and _LATIN.fullmatch(term):
@@ -63,10 +73,10 @@ class TermCorrector:
                     self._keys.setdefault(key, []).append(term)
         self._closest_cached = lru_cache(maxsize=cache_size)(self._closest)
 
-    def __call__(self, term: str) -> str:
-        if term in self.df or len(term) < MIN_LENGTH or not _LATIN.fullmatch(term):
-            return term
-        return self._closest_cached(term)
+    def __call__(self, word: str) -> str:
+        if word in self.df or len(word) < MIN_LENGTH or not _LATIN.fullmatch(word) or word in self.dictionary:
+            return word
+        return self._closest_cached(word)
 
     def _closest(self, term: str) -> str:
         limit = 1 if len(term) < LONG_WORD else 2
@@ -74,6 +84,35 @@ class TermCorrector:
         scored = [(edit_distance(term, c, limit), -self.df[c], c) for c in candidates]
         best = min((s for s in scored if s[0] <= limit), default=None)
         return best[2] if best else term
+
+
+class TokenizerWords:
+    """The English words a Hugging Face tokenizer holds whole ("▁pause", "▁Print": word-initial
+    pieces of letters only, lower-cased), read from its ``tokenizer.json`` on the first lookup and
+    shared by every instance for the same file. A sub-word vocabulary keeps frequent words whole and
+    splits rare ones and misspellings ("reciepts", "subscripton"), so membership separates real
+    words from typos well enough to stop the corrector from "fixing" words it should not."""
+
+    def __init__(self, tokenizer_json: Path):
+        self.path = Path(tokenizer_json)
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word in _tokenizer_words(str(self.path))
+
+
+@lru_cache(maxsize=4)
+def _tokenizer_words(path: str) -> frozenset[str]:
+    import json
+
+    try:
+        vocab = json.loads(Path(path).read_text(encoding="utf-8"))["model"]["vocab"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logging.getLogger(__name__).warning("no word list from %s (%s): spelling correction may change real words",
+                                            path, e)
+        return frozenset()
+    pieces = (p[0] if isinstance(p, list) else p for p in (vocab if isinstance(vocab, list) else vocab.keys()))
+    return frozenset(p[1:].lower() for p in pieces
+                     if p.startswith("\u2581") and len(p) > 2 and p[1:].isascii() and p[1:].isalpha())
 
 
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
