@@ -135,15 +135,16 @@ class LexicalIndex:
         words = self.tokenizer.words(query)
         if self._bm25 is None or not words:
             return [term for _, term in words]
-        df = self.document_frequencies()[0]
         if self._corrector is None:
             from assistant.knowledge.spelling import TermCorrector
 
             # the indexed words as written ("subscription", whose stem "subscript" is two edits from
             # "subscripton"), each as frequent as its term; an index saved without them: the terms
+            df = self.document_frequencies()[0]
             spelled = {w: df.get(t, 0) for w, t in self._words.items()} if self._words else df
             self._corrector = TermCorrector(spelled, self.dictionary)
-        return [term if term in df else self._corrected_term(word, term) for word, term in words]
+        indexed = self._bm25.vocab_dict
+        return [term if term in indexed else self._corrected_term(word, term) for word, term in words]
 
     def _corrected_term(self, word: str, term: str) -> str:
         if not self._words:
