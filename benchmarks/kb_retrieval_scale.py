@@ -1,8 +1,8 @@
 """How fast is knowledge retrieval at 1k, 10k and 100k chunks, and how fast is ingestion?
 
 Retrieval: a synthetic corpus per size (texts sampled from the real knowledge base's sentences in
-both languages, so BM25 sees realistic zh/en terms; vectors random unit vectors, since index latency
-depends on size, not content) in persistent Chroma collections + the BM25 index + the chunk store.
+both languages, so BM25 sees realistic zh/en terms; vectors, and four sentence vectors per chunk for
+the reranker, random unit vectors, since index latency depends on size, not content) in persistent Chroma collections + the BM25 index + the chunk store.
 Queries are the evaluation questions, embedded by the real encoder (included in the timing).
 Vector-only latency in the same run is the baseline for the ratios.
 
@@ -29,6 +29,7 @@ from assistant.knowledge.evaluate import load_eval_set
 from assistant.knowledge.generate import split_sentences
 from assistant.knowledge.lexical import LexicalIndex, TextTokenizer
 from assistant.knowledge.retrieval import DocStore, HybridSearcher, dictionary_words, load_ranker
+from assistant.knowledge.sentences import SentenceVectors
 from assistant.knowledge.store import ingest, make_embeddings, open_store
 from assistant.settings import Settings
 from benchmarks.common import memory_mb, print_table, summary_ms, write_json
@@ -66,7 +67,11 @@ def bench_size(n: int, base: Settings, embeddings, sentences, questions, dim: in
         lexical = LexicalIndex(TextTokenizer(base.kb_dir / "userdict.txt"), dictionary_words(base))
         lexical.build([d.id for d in docs], [d.page_content for d in docs], [d.metadata["lang"] for d in docs])
         build_s = time.perf_counter() - started
-        searcher = HybridSearcher(store, lexical, DocStore([d.id for d in docs], docs, vecs, {}),
+        # four sentence vectors per chunk (the sample knowledge base averages 4.3 in its multi-sentence chunks)
+        sent = np.random.default_rng(n + 1).standard_normal((4 * n, dim)).astype(np.float16)
+        sent /= np.linalg.norm(sent.astype(np.float32), axis=1, keepdims=True).astype(np.float16)
+        sentences = SentenceVectors([d.id for d in docs], np.arange(0, 4 * n + 1, 4), sent)
+        searcher = HybridSearcher(store, lexical, DocStore([d.id for d in docs], docs, vecs, {}, sentences),
                                   lambda q: np.asarray(embeddings.embed_query(q)), ranker=ranker)
         timings = {m: [] for m in ("vector", "bm25", "hybrid") + (("hybrid_rerank",) if ranker else ())}
         for q in questions[:10]:  # warm-up (the rerank builds its chunk-term table on first use)

@@ -97,3 +97,54 @@ def test_answers_cite_their_source_in_the_askers_language(small_kb):
     assert not en.refused and "7 days" in en.text, en
     assert all(c.source for c in en.citations) and en.score >= s.kb_min_score
     assert answerer.answer("", "en").refused
+
+
+def test_sentence_vectors_are_built_once_per_chunk_and_reused(small_kb, tmp_path):
+    """Each sentence of a multi-sentence chunk gets its own vector (the reranker reads the best one);
+    a rebuild embeds only the chunks it has not seen, and the vectors survive a save and a load."""
+    import numpy as np
+
+    from assistant.knowledge.sentences import SentenceVectors
+
+    s, embeddings = small_kb
+    chunks = {
+        "pricing": ("Plans: Free costs nothing. Pro costs ¥45 a month. Business costs ¥99 a month per seat.", "en"),
+        "single": ("Exports are ready within seven days.", "en"),
+    }
+    embedded: list[str] = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return embeddings.embed_documents(texts)
+
+    built = SentenceVectors.build(chunks, embed)
+    assert len(built) == 3 and len(embedded) == 3 and built.of("single") is None
+    question = np.asarray(embeddings.embed_query("How much is Pro per month?"))
+    cosines = built.of("pricing").astype(np.float32) @ question
+    assert int(cosines.argmax()) == 1 and built.best("pricing", question) == pytest.approx(float(cosines.max()))
+    assert built.best("single", question) is None
+    built.save(tmp_path)
+    loaded = SentenceVectors.load(tmp_path)
+    assert loaded.ids == built.ids and np.array_equal(loaded.vectors, built.vectors)
+    assert SentenceVectors.load(tmp_path / "nothing-here") is None
+
+    embedded.clear()
+    more = dict(chunks, refunds=("Refunds take five days. Annual plans are refunded pro rata.", "en"))
+    rebuilt = SentenceVectors.build(more, embed, previous=loaded)
+    assert embedded == ["Refunds take five days.", "Annual plans are refunded pro rata."]
+    assert np.array_equal(rebuilt.of("pricing"), built.of("pricing"))
+
+
+def test_ingestion_keeps_sentence_vectors_beside_the_chunks(small_kb):
+    from assistant.knowledge.retrieval import DocStore, index_dir
+
+    s, embeddings = small_kb
+    ingest(s, open_store(s, embeddings))
+    store = DocStore.load(index_dir(s))
+    assert store.sentences is not None and set(store.sentences.ids) == set(store.ids)
+    with_sentences = [i for i in store.ids if store.sentences.of(i) is not None]
+    assert len(with_sentences) > len(store.ids) / 2
+    # turning them off rebuilds the index without them at the next ingest (nothing else changed)
+    off = s.model_copy(update={"kb_sentence_vectors": False})
+    ingest(off, open_store(off, embeddings))
+    assert DocStore.load(index_dir(off)).sentences is None

@@ -136,9 +136,10 @@ class KnowledgeAnswerer:
                                               f"{self.searcher.ranker.threshold:.2f})")}
         if answerable is None and best < self.min_score:
             return {**state, "answer": CitedAnswer("refused", score=best, reason="weak evidence")}
-        # an FAQ among the hits whose question matches closely: its curated answer, no generation
-        faq = max((d for d in docs if d.metadata.get("kind") == "faq"),
-                  key=lambda d: d.metadata.get("faq_question_score") or 0.0, default=None)
+        # the best-ranked FAQ among the hits, when its question matches closely: its curated answer,
+        # no generation (not any FAQ whose question is close: "a refund for a monthly plan after 14
+        # days?" is close to a question about an annual plan, and ranked below the right answer)
+        faq = next((d for d in docs if d.metadata.get("kind") == "faq"), None)
         if faq is not None and (faq.metadata.get("faq_question_score") or 0.0) >= self.faq_direct_score:
             src = _sources([faq], self.budget_tokens, 1)[0]
             return {**state, "answer": CitedAnswer("curated", src.text, [_citation(src)], best)}

@@ -5,7 +5,8 @@ All three are logistic regressions over a few interpretable features, trained on
 
 * **rerank** orders each question's fused (RRF) candidate chunks by their features: cosine to the
   chunk and to its FAQ question, the two retrievers' ranks, normalised BM25, and how much of the
-  question's *rare* vocabulary (IDF-weighted query terms) the chunk and its heading contain. It is
+  question's *rare* vocabulary (IDF-weighted query terms) the chunk and its heading contain, and the
+  best cosine to one of the chunk's sentences (:mod:`assistant.knowledge.sentences`). It is
   trained on pairs of candidates of one question (which of the two is relevant);
 * **relevance** scores the same features pointwise (is this chunk relevant at all), so its scores
   compare across questions;
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 RERANK_FEATURES = ("semantic", "dense", "faq_question", "has_faq_question", "lexical_norm", "dense_rank", "lexical_rank",
-                   "semantic_gap", "coverage", "heading_coverage", "is_faq")
+                   "semantic_gap", "coverage", "heading_coverage", "is_faq", "sentence")
 ANSWER_FEATURES = ("relevance_top", "relevance_margin", "semantic_top", "faq_question_top", "coverage_top", "coverage_best3",
                    "unknown_idf", "uncovered_idf_max", "content_terms", "is_zh")
 ABSENT_RANK = 30
@@ -72,27 +73,6 @@ class Candidates:
     term_sets: list[set[str]]
     lang: str | None = None
 
-    def without(self, drop: np.ndarray) -> "Candidates":
-        """These candidates as if the ``drop``-ped chunks were not in the knowledge base: the features
-        relative to the other candidates (the gap to the best cosine, BM25 against the best BM25
-        score, the two retrievers' ranks) are recomputed over the ones that remain."""
-        keep = ~np.asarray(drop, dtype=bool)
-        col = {n: i for i, n in enumerate(RERANK_FEATURES)}
-        X = self.X[keep].copy()
-        if len(X):
-            X[:, col["semantic_gap"]] = X[:, col["semantic"]].max() - X[:, col["semantic"]]
-            best_lex = X[:, col["lexical_norm"]].max()
-            if best_lex > 0:
-                X[:, col["lexical_norm"]] /= best_lex
-            for name in ("dense_rank", "lexical_rank"):
-                rank = np.rint(1.0 / self.X[:, col[name]] - 1.0)
-                gone = np.sort(rank[~keep & (rank < ABSENT_RANK)])
-                kept = rank[keep]
-                moved = np.where(kept < ABSENT_RANK, kept - np.searchsorted(gone, kept), kept)
-                X[:, col[name]] = 1.0 / (1.0 + moved)
-        return Candidates([h for h, k in zip(self.hits, keep) if k], X, self.terms, self.weights,
-                          [s for s, k in zip(self.term_sets, keep) if k], self.lang)
-
 
 def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[str], stats: TermStats,
                        tokens_of, lang: str | None = None) -> Candidates:
@@ -108,7 +88,7 @@ def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[s
             h.features["semantic"], h.dense or 0.0, faq_q or 0.0, float(faq_q is not None), h.features["lexical_norm"],
             1.0 / (1 + dense_rank.get(h.id, ABSENT_RANK)), 1.0 / (1 + lexical_rank.get(h.id, ABSENT_RANK)),
             best_sem - h.features["semantic"], _coverage(terms, weights, body | head), _coverage(terms, weights, head),
-            float(h.doc.metadata.get("kind") == "faq"),
+            float(h.doc.metadata.get("kind") == "faq"), h.features.get("sentence", h.dense or 0.0),
         ])
     X = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RERANK_FEATURES))
     return Candidates(hits, X, terms, weights, sets, lang)

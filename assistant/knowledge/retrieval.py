@@ -57,12 +57,14 @@ class RetrievalConfig:
 class DocStore:
     """Chunk texts, metadata and dense vectors by id, kept beside the Chroma collection."""
 
-    def __init__(self, ids: list[str], docs: list[Document], vectors: np.ndarray, faq_q: dict[str, np.ndarray]):
+    def __init__(self, ids: list[str], docs: list[Document], vectors: np.ndarray, faq_q: dict[str, np.ndarray],
+                 sentences=None):
         self.ids = ids
         self.docs = dict(zip(ids, docs))
         self.row = {i: n for n, i in enumerate(ids)}
         self.vectors = vectors
         self.faq_q = faq_q  # "unit|lang" -> embedding of the FAQ question alone ("query: " side)
+        self.sentences = sentences  # SentenceVectors of multi-sentence chunks, or None
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,8 @@ class DocStore:
         keys = sorted(self.faq_q)
         (directory / "faq_questions.json").write_text(json.dumps(keys, ensure_ascii=False))
         np.save(directory / "faq_questions.npy", np.stack([self.faq_q[k] for k in keys]) if keys else np.zeros((0, 1)))
+        if self.sentences is not None:
+            self.sentences.save(directory)
 
     @classmethod
     def load(cls, directory: Path) -> "DocStore":
@@ -86,7 +90,9 @@ class DocStore:
         vectors = np.load(directory / "vectors.npy")
         keys = json.loads((directory / "faq_questions.json").read_text())
         qv = np.load(directory / "faq_questions.npy")
-        return cls(ids, docs, vectors, {k: qv[n] for n, k in enumerate(keys)})
+        from assistant.knowledge.sentences import SentenceVectors
+
+        return cls(ids, docs, vectors, {k: qv[n] for n, k in enumerate(keys)}, SentenceVectors.load(directory))
 
 
 class HybridSearcher:
@@ -217,8 +223,10 @@ class HybridSearcher:
         faq_q = float(qv @ qvec) if qv is not None else None
         lex_norm = lex_s.get(i, 0.0) / max_lex
         semantic = max(dense, faq_q) if faq_q is not None else dense
+        sentence = ds.sentences.best(i, qvec) if ds.sentences is not None else None
         return Hit(i, doc, score, dense=dense, lexical=lex_s.get(i), faq_question=faq_q,
-                   features={"semantic": semantic, "lexical_norm": lex_norm})
+                   features={"semantic": semantic, "lexical_norm": lex_norm,
+                             "sentence": sentence if sentence is not None else dense})
 
     def _hit(self, i: str, score: float, **scores) -> Hit:
         return Hit(i, self.docstore.docs[i], score, **scores)

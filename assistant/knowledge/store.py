@@ -130,8 +130,8 @@ class IngestReport:
 
 
 def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None:
-    """Write the BM25 index and the chunk store (texts, metadata, vectors, FAQ-question vectors)
-    that mirror the collection. Written to a temporary directory, then swapped in."""
+    """Write the BM25 index and the chunk store (texts, metadata, vectors, FAQ-question vectors,
+    sentence vectors) that mirror the collection. Written to a temporary directory, then swapped in."""
     import shutil
 
     import numpy as np
@@ -148,13 +148,20 @@ def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None
     qvecs = store.embeddings.embed_queries([faq_docs[k] for k in keys]) if keys else []
     faq_q = {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, qvecs)}
     target = index_dir(settings)
+    sentences = None
+    if settings.kb_sentence_vectors:
+        from assistant.knowledge.sentences import SentenceVectors
+
+        sentences = SentenceVectors.build({i: (d.page_content, d.metadata["lang"]) for i, d in zip(ids, docs)},
+                                          store.embeddings.embed_documents, previous=SentenceVectors.load(target))
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lexical = LexicalIndex(TextTokenizer(settings.kb_dir / "userdict.txt"))
     lexical.build(ids, [d.page_content for d in docs], groups=[d.metadata["lang"] for d in docs])
     lexical.save(tmp / "lexical")
-    DocStore(ids, docs, vectors, faq_q).save(tmp)
-    (tmp / "manifest.json").write_text(json.dumps({"digest": _digest(ids), "chunks": len(ids)}))
+    DocStore(ids, docs, vectors, faq_q, sentences).save(tmp)
+    (tmp / "manifest.json").write_text(json.dumps({"digest": _digest(ids, settings.kb_sentence_vectors),
+                                                  "chunks": len(ids)}))
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
@@ -163,13 +170,14 @@ def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _digest(ids) -> str:
-    """What the index was built from: the chunk ids and the tokenisation rules."""
+def _digest(ids, sentence_vectors: bool) -> str:
+    """What the index was built from: the chunk ids, the tokenisation rules, sentence vectors or not."""
     import hashlib
 
     from assistant.knowledge.lexical import TOKENIZER_VERSION
 
-    return hashlib.sha256(("\n".join(sorted(ids)) + f"\ntokenizer={TOKENIZER_VERSION}").encode()).hexdigest()
+    return hashlib.sha256(("\n".join(sorted(ids)) + f"\ntokenizer={TOKENIZER_VERSION}"
+                           + f"\nsentences={sentence_vectors}").encode()).hexdigest()
 
 
 def index_is_current(settings: Settings, ids) -> bool:
@@ -177,7 +185,7 @@ def index_is_current(settings: Settings, ids) -> bool:
 
     manifest = index_dir(settings) / "manifest.json"
     try:
-        return json.loads(manifest.read_text())["digest"] == _digest(ids)
+        return json.loads(manifest.read_text())["digest"] == _digest(ids, settings.kb_sentence_vectors)
     except (OSError, ValueError, KeyError):
         return False
 
