@@ -57,17 +57,21 @@ class SentenceVectors:
 
     @classmethod
     def build(cls, chunks: Mapping[str, tuple[str, str]], embed: Callable[[list[str]], Iterable],
-              previous: "SentenceVectors | None" = None, batch: int = 256) -> "SentenceVectors":
+              previous: "SentenceVectors | None" = None, batch: int = 256, progress: bool = False) -> "SentenceVectors":
         """``chunks``: id -> (text, language); ``embed(sentences) -> vectors`` (passage side). Chunks
         that ``previous`` holds keep their vectors (ids are content hashes: same id, same text)."""
         ids = sorted(chunks)
         kept = {i: previous.of(i) for i in ids if previous is not None and i in previous._row}
         todo = [(i, s) for i in ids if i not in kept for s in chunk_sentences(*chunks[i])]
+        from tqdm import tqdm
+
         fresh: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(todo), batch):
-            part = todo[start : start + batch]
-            for (i, _), v in zip(part, embed([s for _, s in part])):
-                fresh.setdefault(i, []).append(np.asarray(v, dtype=np.float16))
+        with tqdm(total=len(todo), desc="embedding sentences", unit="sentence", disable=not progress) as bar:
+            for start in range(0, len(todo), batch):
+                part = todo[start : start + batch]
+                for (i, _), v in zip(part, embed([s for _, s in part])):
+                    fresh.setdefault(i, []).append(np.asarray(v, dtype=np.float16))
+                bar.update(len(part))
         rows, offsets = [], [0]
         for i in ids:
             got = kept.get(i) if i in kept else (np.stack(fresh[i]) if i in fresh else None)

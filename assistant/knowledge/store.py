@@ -62,12 +62,16 @@ class KnowledgeStore:
             out.update(zip(got["ids"], got["embeddings"]))
         return out
 
-    def add(self, docs: list, ids: list[str], batch: int = 64) -> None:
-        for lang, coll in self.collections.items():
-            mine = [(d, i) for d, i in zip(docs, ids) if d.metadata.get("lang") == lang]
-            for start in range(0, len(mine), batch):
-                part = mine[start : start + batch]
-                coll.add_documents([d for d, _ in part], ids=[i for _, i in part])
+    def add(self, docs: list, ids: list[str], batch: int = 64, progress: bool = False) -> None:
+        from tqdm import tqdm
+
+        with tqdm(total=len(docs), desc="embedding chunks", unit="chunk", disable=not progress) as bar:
+            for lang, coll in self.collections.items():
+                mine = [(d, i) for d, i in zip(docs, ids) if d.metadata.get("lang") == lang]
+                for start in range(0, len(mine), batch):
+                    part = mine[start : start + batch]
+                    coll.add_documents([d for d, _ in part], ids=[i for _, i in part])
+                    bar.update(len(part))
 
     def add_vectors(self, lang: str, ids: list[str], vectors, texts: list[str], metadatas: list[dict]) -> None:
         """Add chunks whose vectors are already computed (benchmarks, migrations)."""
@@ -129,7 +133,7 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None:
+def build_index(settings: Settings, store: KnowledgeStore, wanted: dict, progress: bool = False) -> None:
     """Write the BM25 index and the chunk store (texts, metadata, vectors, FAQ-question vectors,
     sentence vectors) that mirror the collection. Written to a temporary directory, then swapped in."""
     import shutil
@@ -153,7 +157,8 @@ def build_index(settings: Settings, store: KnowledgeStore, wanted: dict) -> None
         from assistant.knowledge.sentences import SentenceVectors
 
         sentences = SentenceVectors.build({i: (d.page_content, d.metadata["lang"]) for i, d in zip(ids, docs)},
-                                          store.embeddings.embed_documents, previous=SentenceVectors.load(target))
+                                          store.embeddings.embed_documents, previous=SentenceVectors.load(target),
+                                          progress=progress)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lexical = LexicalIndex(TextTokenizer(settings.kb_dir / "userdict.txt"))
@@ -211,11 +216,11 @@ def ingest(settings: Settings, store: KnowledgeStore, progress: bool = False) ->
     if new_ids:
         # longest first, so each embedding batch pads to similar lengths
         new_ids.sort(key=lambda i: len(wanted[i].page_content), reverse=True)
-        store.add([wanted[i] for i in new_ids], new_ids)
+        store.add([wanted[i] for i in new_ids], new_ids, progress=progress)
     # the index is swapped in before stale chunks go: an interruption anywhere leaves either the
     # previous state or the new one searchable
     if new_ids or stale or not index_is_current(settings, wanted):
-        build_index(settings, store, wanted)
+        build_index(settings, store, wanted, progress)
     if stale:
         store.delete(stale)
     return IngestReport(len(wanted), len(new_ids), len(stale), len(wanted) - len(new_ids), loaded.files)
