@@ -189,8 +189,9 @@ def make_answerer(settings, embeddings=None, generator: Generator | None = None,
 
     embeddings = embeddings or make_embeddings(settings)
     searcher = load_searcher(settings, embeddings)
-    # load jieba, pypinyin and the spelling indexes now, not on a user's turn
+    # load jieba, pypinyin, the stemmer, the spelling indexes and the word list now, not on a user's turn
     searcher.lexical.query_terms(searcher.lexical.corrected("预热 warm-up"))
+    "warm" in searcher.lexical.dictionary
     if generator is None and with_generator:
         generator = make_generator(settings, embeddings)
     mode = settings.kb_retrieval_mode

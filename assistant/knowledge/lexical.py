@@ -139,17 +139,11 @@ class LexicalIndex:
             from assistant.knowledge.spelling import TermCorrector
 
             # the indexed words as written ("subscription", whose stem "subscript" is two edits from
-            # "subscripton"), each as frequent as its term; an index saved without them: the terms
+            # "subscripton"), each as frequent as its term
             df = self.document_frequencies()[0]
-            spelled = {w: df.get(t, 0) for w, t in self._words.items()} if self._words else df
-            self._corrector = TermCorrector(spelled, self.dictionary)
+            self._corrector = TermCorrector({w: df.get(t, 0) for w, t in self._words.items()}, self.dictionary)
         indexed = self._bm25.vocab_dict
-        return [term if term in indexed else self._corrected_term(word, term) for word, term in words]
-
-    def _corrected_term(self, word: str, term: str) -> str:
-        if not self._words:
-            return self._corrector(term)
-        return self._words.get(self._corrector(word), term)
+        return [term if term in indexed else self._words.get(self._corrector(word), term) for word, term in words]
 
     def corrected(self, query: str) -> str:
         """The query text with mistyped Chinese words replaced by indexed terms that sound the same

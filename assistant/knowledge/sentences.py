@@ -74,7 +74,7 @@ class SentenceVectors:
                 bar.update(len(part))
         rows, offsets = [], [0]
         for i in ids:
-            got = kept.get(i) if i in kept else (np.stack(fresh[i]) if i in fresh else None)
+            got = kept[i] if i in kept else (np.stack(fresh[i]) if i in fresh else None)
             if got is not None:
                 rows.append(got)
             offsets.append(offsets[-1] + (0 if got is None else len(got)))

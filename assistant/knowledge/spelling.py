@@ -8,10 +8,11 @@ does not hold is replaced by the most frequent indexed term within Damerau-Leven
 key with it (the SymSpell idea: every term one edit away, and many two away), so a lookup costs a
 few dictionary probes, not a scan of the vocabulary. The search terms are stems (``lexical``), so
 the words compared are the knowledge base's words as written ("subscripton" is one edit from
-"subscription", two from its stem "subscript"), and the correction's term is the stem. A real word that the knowledge base does not use
-("pause", "print", "Apple") is left as it is, not turned into its nearest indexed neighbour
-("cause", "point", "apply"): the real words are those the encoder's tokenizer holds whole
-(:class:`TokenizerWords`, about 47,000 English words from the multilingual e5 vocabulary).
+"subscription", two from its stem "subscript"), and the correction's term is the stem. A real word
+that the knowledge base does not use ("pause", "print", "Apple") is left as it is, not turned into
+its nearest indexed neighbour ("cause", "point", "apply"): the real words are those the encoder's
+tokenizer holds whole (:class:`TokenizerWords`, about 50,000 English words from the multilingual e5
+vocabulary).
 
 Chinese typos are of another kind: a pinyin input method offers every character of the same sound,
 and customers pick the wrong one ("发漂" for 发票, "退宽" for 退款, "验正" for 验证). One character
