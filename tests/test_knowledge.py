@@ -135,6 +135,44 @@ def test_sentence_vectors_are_built_once_per_chunk_and_reused(small_kb, tmp_path
     assert np.array_equal(rebuilt.of("pricing"), built.of("pricing"))
 
 
+
+def test_known_sentences_serve_stored_vectors_and_embed_only_the_rest(small_kb):
+    """The generator's passage embedder takes what ingestion stored, by sentence text (rows of
+    multi-sentence chunks, the vector of a one-sentence chunk), and sends only the others to the
+    encoder; a chunk whose text no longer matches its rows is not trusted."""
+    import numpy as np
+
+    from assistant.knowledge.sentences import KnownSentences, SentenceVectors, StoredFirstEmbedder
+
+    s, embeddings = small_kb
+    chunks = {"pricing": ("Plans: Free costs nothing. Pro costs ¥45 a month.", "en"),
+              "single": ("Exports are ready within seven days.", "en"),
+              "stale": ("Refunds take five days. Annual plans are refunded pro rata.", "en")}
+    built = SentenceVectors.build(chunks, embeddings.embed_documents)
+    chunk_vectors = {i: np.asarray(v, dtype=np.float32) for i, v in
+                     zip(chunks, embeddings.embed_documents([t for t, _ in chunks.values()]))}
+    # "stale" was edited after its vectors were stored: now three sentences against two rows
+    now = dict(chunks, stale=("Refunds take five days. Annual plans are refunded pro rata. Fees are kept.", "en"))
+    known = KnownSentences(built, now, chunk_vectors)
+    assert "Pro costs ¥45 a month." in known and "Exports are ready within seven days." in known
+    assert "Refunds take five days." not in known and len(known) == 3
+
+    sent: list[str] = []
+
+    def encoder(texts):
+        sent.extend(texts)
+        return embeddings.embed_documents(texts)
+
+    embed = StoredFirstEmbedder(known, encoder)
+    texts = ["Pro costs ¥45 a month.", "Refunds take five days.", "Exports are ready within seven days."]
+    got = embed(texts)
+    assert sent == ["Refunds take five days."] and (embed.hits, embed.misses) == (2, 1)
+    fresh = np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
+    assert got.shape == fresh.shape and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(got * fresh, axis=1) > 0.999).all()   # float16 storage, the same vectors
+
+
 def test_ingestion_keeps_sentence_vectors_beside_the_chunks(small_kb):
     from assistant.knowledge.retrieval import DocStore, index_dir
 

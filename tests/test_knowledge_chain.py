@@ -44,6 +44,39 @@ def test_extractive_answer_is_grounded_and_cited(answerer):
     assert {int(n) for n in re.findall(r"\[(\d+)\]", a.text)} <= {c.n for c in a.citations}
 
 
+
+def test_answers_use_the_stored_sentence_vectors_and_say_the_same(answerer, settings):
+    """The answerer's extractive generator scores sentences with the vectors ingestion stored: the
+    encoder only sees sentences the index has no vector for, and the answers are those of a generator
+    that embeds every sentence itself."""
+    from assistant.generation.registry import extractive_generator
+    from assistant.knowledge.sentences import StoredFirstEmbedder
+
+    stored = answerer.generator
+    assert isinstance(stored.embed_passages, StoredFirstEmbedder)
+    known = stored.embed_passages.known
+    fresh = extractive_generator(settings, answerer.searcher.store.embeddings)
+    sent: list[str] = []
+    inner = stored.embed_passages.embed
+    stored.embed_passages.embed = lambda texts: (sent.extend(texts), inner(texts))[1]
+    try:
+        compared = 0
+        for question, lang in [("I paid for a Pro annual plan 4 months ago, how much of a refund do I get?", "en"),
+                               ("does CloudMax have an SLA for outages", "en"),
+                               ("which compliance certifications do you have", "en"),
+                               ("企业版有哪些安全认证", "zh"), ("团队版最多支持多少人", "zh")]:
+            state = answerer.prepare(question, lang)
+            if "answer" in state:
+                continue
+            compared += 1
+            a, b = stored.generate(question, lang, state["sources"]), fresh.generate(question, lang, state["sources"])
+            assert (a.supported, a.text) == (b.supported, b.text), question
+        assert compared >= 3
+    finally:
+        stored.embed_passages.embed = inner
+    assert stored.embed_passages.hits > 0 and all(t not in known for t in sent)
+
+
 def test_without_a_trained_ranker_weak_evidence_is_refused(settings, answerer):
     s = answerer.searcher
     untrained = HybridSearcher(s.store, s.lexical, s.docstore, s.embed_query)

@@ -20,15 +20,24 @@ from assistant.knowledge.generate import Generator
 LLM_KINDS = ("openai", "hf", "smollm2")
 
 
-def extractive_generator(settings, embeddings=None) -> Generator:
+def extractive_generator(settings, embeddings=None, known=None) -> Generator:
+    """``known``: the :class:`~assistant.knowledge.sentences.KnownSentences` of the index, whose
+    stored vectors spare the encoder the sentences ingestion already embedded."""
     import numpy as np
 
     from assistant.knowledge.generate import ExtractiveGenerator
     from assistant.knowledge.store import make_embeddings
 
     embeddings = embeddings or make_embeddings(settings)
-    return ExtractiveGenerator(lambda t: np.asarray(embeddings.embed_queries(t)),
-                               lambda t: np.asarray(embeddings.embed_documents(t)),
+
+    def embed_passages(texts):
+        return np.asarray(embeddings.embed_documents(texts))
+
+    if known is not None:
+        from assistant.knowledge.sentences import StoredFirstEmbedder
+
+        embed_passages = StoredFirstEmbedder(known, embed_passages)
+    return ExtractiveGenerator(lambda t: np.asarray(embeddings.embed_queries(t)), embed_passages,
                                min_support=settings.kb_min_support)
 
 
@@ -58,10 +67,10 @@ def llm_generator(settings) -> Generator:
                      "python:module:factory")
 
 
-def make_generator(settings, embeddings=None) -> Generator:
+def make_generator(settings, embeddings=None, known=None) -> Generator:
     kind = settings.kb_generator
     if kind == "extractive":
-        return extractive_generator(settings, embeddings)
+        return extractive_generator(settings, embeddings, known)
     if kind.startswith("python:"):
         module, _, attr = kind.removeprefix("python:").partition(":")
         if not module or not attr:
@@ -72,7 +81,7 @@ def make_generator(settings, embeddings=None) -> Generator:
         return llm
     from assistant.generation.policy import GroundedGenerator
 
-    return GroundedGenerator(llm, extractive_generator(settings, embeddings))
+    return GroundedGenerator(llm, extractive_generator(settings, embeddings, known))
 
 
 def fingerprint(settings) -> str:

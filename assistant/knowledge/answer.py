@@ -193,7 +193,7 @@ def make_answerer(settings, embeddings=None, generator: Generator | None = None,
     searcher.lexical.query_terms(searcher.lexical.corrected("预热 warm-up"))
     "warm" in searcher.lexical.dictionary
     if generator is None and with_generator:
-        generator = make_generator(settings, embeddings)
+        generator = make_generator(settings, embeddings, searcher.docstore.known_sentences())
     mode = settings.kb_retrieval_mode
     if mode == "hybrid_rerank" and searcher.ranker is None:
         mode = "hybrid"  # load_searcher has said why (no trained ranker) and what to run

@@ -10,6 +10,7 @@ that produced the order, so evaluation can compare the four modes in one run.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,20 @@ class DocStore:
         self.vectors = vectors
         self.faq_q = faq_q  # "unit|lang" -> embedding of the FAQ question alone ("query: " side)
         self.sentences = sentences  # SentenceVectors of multi-sentence chunks, or None
+        self._known = None
+        self._known_lock = threading.Lock()
+
+    def known_sentences(self):
+        """:class:`~assistant.knowledge.sentences.KnownSentences` of this store (built once: it
+        re-splits every chunk, a few seconds at 100k chunks)."""
+        from assistant.knowledge.sentences import KnownSentences
+
+        with self._known_lock:
+            if self._known is None:
+                chunks = {i: (d.page_content, d.metadata.get("lang", "")) for i, d in self.docs.items()}
+                self._known = KnownSentences(self.sentences, chunks,
+                                             {i: self.vectors[n] for i, n in self.row.items()})
+            return self._known
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

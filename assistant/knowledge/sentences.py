@@ -9,12 +9,17 @@ three fold seeds). The price is embedding time: about as much again as the chunk
 
 Vectors are kept by chunk id in ``sentences.npz`` beside the chunk store, in float16; a rebuild of
 the index reuses the vectors of chunks it already has, so only new chunks are embedded.
+
+The extractive generator scores the same sentences again at answer time (the sentences of its
+sources); :class:`KnownSentences` hands it the stored vectors by sentence text, so the encoder only
+sees the sentences ingestion did not embed (README, 'Knowledge answers': seconds per answer).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+import threading
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -92,3 +97,70 @@ class SentenceVectors:
             return None
         with np.load(path, allow_pickle=False) as z:
             return cls([str(i) for i in z["ids"]], z["offsets"], z["vectors"])
+
+
+class KnownSentences:
+    """Vectors that ingestion already computed, by sentence text: each sentence of a multi-sentence
+    chunk (its row of :class:`SentenceVectors`) and a single-sentence chunk whose text is that
+    sentence (the chunk's own vector). The same text through the same encoder gives the same vector,
+    wherever it was written; a chunk whose sentences no longer line up with its rows is skipped."""
+
+    def __init__(self, sentences: "SentenceVectors | None", chunks: Mapping[str, tuple[str, str]],
+                 chunk_vectors: Mapping[str, np.ndarray] | None = None):
+        self._sentences = sentences
+        self._chunk_vectors = chunk_vectors or {}
+        self._where: dict[str, tuple[bool, str | int]] = {}   # text -> (in sentences.npz, row | chunk id)
+        from assistant.knowledge.generate import split_sentences
+
+        for chunk_id, (text, lang) in chunks.items():
+            texts = split_sentences(text, lang)[:MAX_SENTENCES]
+            if len(texts) > 1:
+                n = sentences._row.get(chunk_id) if sentences is not None else None
+                if n is None:
+                    continue
+                lo, hi = int(sentences.offsets[n]), int(sentences.offsets[n + 1])
+                if hi - lo == len(texts):
+                    for k, sentence in enumerate(texts):
+                        self._where.setdefault(sentence, (True, lo + k))
+            elif texts == [text.strip()] and chunk_id in self._chunk_vectors:
+                self._where.setdefault(texts[0], (False, chunk_id))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, text: str) -> bool:
+        return text in self._where
+
+    def vector(self, text: str) -> np.ndarray | None:
+        """The stored unit vector of ``text`` (float32), or ``None``."""
+        got = self._where.get(text)
+        if got is None:
+            return None
+        in_sentences, at = got
+        v = (self._sentences.vectors[at] if in_sentences else self._chunk_vectors[at]).astype(np.float32)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+class StoredFirstEmbedder:
+    """``embed(texts)`` that takes stored vectors where :class:`KnownSentences` has them and sends only
+    the rest to the encoder, in one batch. ``hits`` / ``misses`` count texts served each way."""
+
+    def __init__(self, known: KnownSentences, embed: Callable[[list[str]], Iterable]):
+        self.known = known
+        self.embed = embed
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        rows: list[np.ndarray | None] = [self.known.vector(t) for t in texts]
+        missing = [n for n, r in enumerate(rows) if r is None]
+        if missing:
+            for n, v in zip(missing, self.embed([texts[n] for n in missing])):
+                rows[n] = np.asarray(v, dtype=np.float32)
+        with self._lock:
+            self.misses += len(missing)
+            self.hits += len(texts) - len(missing)
+        if not rows:
+            return np.zeros((0, 1), np.float32)
+        return np.stack(rows)

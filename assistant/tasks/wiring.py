@@ -55,14 +55,15 @@ def query_embeddings(settings: Settings, embeddings):
     return CachedQueryEmbeddings(embeddings, cache, namespace)
 
 
-def answer_runner(settings: Settings, store, embeddings=None):
+def answer_runner(settings: Settings, store, embeddings=None, known=None):
     """What runs answer jobs (in a Celery worker or in the action server's threads): the configured
-    generator, loaded now, and delivery into Rasa (and on to the platform, for Slack and WeChat)."""
+    generator, loaded now, and delivery into Rasa (and on to the platform, for Slack and WeChat).
+    ``known``: the index's stored sentence vectors (loaded from the index here when not given)."""
     from assistant.generation.registry import make_generator
     from assistant.tasks.delivery import RasaDelivery
     from assistant.tasks.runner import AnswerRunner
 
-    generator = make_generator(settings, embeddings)
+    generator = make_generator(settings, embeddings, known if known is not None else known_sentences(settings))
     getattr(generator, "load", lambda: None)()
     deliver = RasaDelivery(settings.rasa_url, settings.rasa_api_token, settings.delivery_timeout_s)
     if settings.enabled_channels():   # late answers also go on to Slack / WeChat
@@ -71,6 +72,23 @@ def answer_runner(settings: Settings, store, embeddings=None):
 
         deliver = ForwardingDelivery(deliver, make_outbox(settings, store), store)
     return AnswerRunner(generator, store, deliver, cache_ttl_s=settings.answer_cache_ttl_s)
+
+
+def known_sentences(settings: Settings):
+    """The stored sentence vectors of the current index, or ``None`` before the first ingest (the
+    generator then embeds every sentence itself)."""
+    from assistant.knowledge.retrieval import DocStore, index_dir
+
+    directory = index_dir(settings)
+    if not (directory / "docs.jsonl").is_file():
+        return None
+    try:
+        return DocStore.load(directory).known_sentences()
+    except (OSError, ValueError, KeyError) as exc:   # a damaged index: answers still work, only slower
+        import logging
+
+        logging.getLogger(__name__).warning("stored sentence vectors unavailable (%s); run the ingest again", exc)
+        return None
 
 
 def knowledge_turns(settings: Settings, answerer):
@@ -88,7 +106,8 @@ def knowledge_turns(settings: Settings, answerer):
     elif generation_runs_in_queue(settings):
         from assistant.tasks.queue import ThreadQueue
 
-        runner = answer_runner(settings, store, answerer.searcher.store.embeddings)
+        runner = answer_runner(settings, store, answerer.searcher.store.embeddings,
+                               answerer.searcher.docstore.known_sentences())
         queue = ThreadQueue(runner, settings.worker_concurrency)
     return KnowledgeTurns(answerer, queue, store, settings.answer_budget_s, kb_version(settings),
                           fingerprint(settings), cache_ttl_s=settings.answer_cache_ttl_s,
