@@ -9,7 +9,7 @@ import re
 import pytest
 
 from assistant.knowledge.answer import KnowledgeAnswerer, make_answerer
-from assistant.knowledge.evaluate import grounded, score_ranking
+from assistant.knowledge.evaluate import grounded, quotes_a_question, score_ranking
 from assistant.knowledge.generate import split_sentences
 from assistant.knowledge.retrieval import MODES, HybridSearcher
 from assistant.knowledge.store import ingest, make_embeddings, open_store
@@ -75,6 +75,33 @@ def test_answers_use_the_stored_sentence_vectors_and_say_the_same(answerer, sett
     finally:
         stored.embed_passages.embed = inner
     assert stored.embed_passages.hits > 0 and all(t not in known for t in sent)
+
+
+
+def test_extractive_answers_quote_statements_not_the_questions_in_the_sources(answerer):
+    """FAQ headings and rhetorical questions in the documents sit close to the customer's question
+    and answer nothing: they are never quoted, and sources with nothing else are no support."""
+    from assistant.knowledge.generate import Source, is_question
+
+    def source(text):
+        return Source(1, text, "Plans", "FAQ", "docs/en/plans.md", "doc", "en")
+
+    draft = answerer.generator.generate("Is there a free trial for Pro?", "en", [source(
+        "Is there a free trial of paid plans?\nYes. Every paid plan can be tried free for 14 days.")])
+    assert draft.supported and "14 days" in draft.text and "?" not in draft.text
+    assert not answerer.generator.generate("Is there a free trial for Pro?", "en", [source(
+        "Is there a free trial of paid plans?\nCan I add users at any time?")]).supported
+    # questions whose sources are FAQ sections (these quoted the section's question before)
+    for question, lang in [("Is there a free trial for Pro?", "en"), ("导出的压缩包下载到一半总是断", "zh"),
+                           ("点了导出都一天多了，还没收到邮件", "zh")]:
+        a = answerer.answer(question, lang)
+        assert a.kind in ("generated", "curated"), (question, a)
+        assert not any(is_question(s) for s in re.findall(r"(.+?)\[\d+\]", a.text)), a.text
+        assert not quotes_a_question(a)
+    from assistant.knowledge.answer import CitedAnswer
+
+    assert quotes_a_question(CitedAnswer("generated", "下载总是中断？[1]建议换用稳定的网络。[1]"))
+    assert not quotes_a_question(CitedAnswer("curated", "Can I? Yes."))
 
 
 def test_without_a_trained_ranker_weak_evidence_is_refused(settings, answerer):

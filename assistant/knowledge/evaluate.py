@@ -122,6 +122,13 @@ def grounded(answer) -> bool:
     return bool(parts) and all(int(n) in texts and sent.strip() in texts[int(n)] for sent, n in parts)
 
 
+def quotes_a_question(answer) -> bool:
+    """A generated answer that quotes a question of its sources (an FAQ heading): says nothing."""
+    from assistant.knowledge.generate import is_question
+
+    return answer.kind == "generated" and any(is_question(sent) for sent, _ in _CITED.findall(answer.text))
+
+
 def evaluate_answers(answerer, answerable: list[EvalQuestion], unanswerable: list[EvalQuestion]) -> dict:
     results = {q.id: answerer.answer(q.question, q.lang) for q in answerable + unanswerable}
     given = [(q, results[q.id]) for q in answerable if not results[q.id].refused]
@@ -136,6 +143,7 @@ def evaluate_answers(answerer, answerable: list[EvalQuestion], unanswerable: lis
         "answers": {
             "answered": len(given), "by_kind": kinds,
             "grounded_share": round(sum(grounded(a) for _, a in given) / len(given), 4) if given else None,
+            "quoting_a_question": sum(quotes_a_question(a) for _, a in given),
             "first_citation_relevant": round(sum(first_cited_relevant) / len(first_cited_relevant), 4)
             if first_cited_relevant else None,
             "examples": [{"id": q.id, "question": q.question, "kind": a.kind, "answer": a.text[:300],
@@ -237,6 +245,7 @@ def markdown_report(result: dict) -> str:
         a = result["answers"]
         lines += ["## Answers", "", f"- answered: {a['answered']} ({a['by_kind']})",
                   f"- every sentence found in a cited source: {a['grounded_share']}",
+                  f"- generated answers that quote a question of their sources: {a.get('quoting_a_question', 0)}",
                   f"- first citation is a labelled relevant unit: {a['first_citation_relevant']}", ""]
     return "\n".join(lines)
 

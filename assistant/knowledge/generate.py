@@ -17,6 +17,7 @@ import numpy as np
 _SENT_ZH = re.compile(r"[^。！？；\n]+[。！？；]?")
 _SENT_EN = re.compile(r"[^\n]+?(?:[.!?](?=\s|$)|$)")
 _MD = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|#+\s+|\|)|\*\*|`")
+_QUESTION = re.compile(r"[?？][\s\"'”’)）]*$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class Generator(Protocol):
     def generate(self, question: str, lang: str, sources: Sequence[Source]) -> Draft: ...
 
 
+def is_question(sentence: str) -> bool:
+    """A sentence that asks (an FAQ heading, "Download keeps failing?") answers nothing."""
+    return bool(_QUESTION.search(sentence))
+
+
 def split_sentences(text: str, lang: str) -> list[str]:
     out = []
     for line in text.splitlines():
@@ -60,22 +66,29 @@ def split_sentences(text: str, lang: str) -> list[str]:
 
 class ExtractiveGenerator:
     """Quote the best-supported sentences. ``embed(texts) -> unit vectors`` scores sentences against
-    ``embed([question])``; a sentence needs ``min_support`` cosine to be used."""
+    ``embed([question])``; a sentence needs ``min_support`` cosine to be used. Questions in the
+    sources are not candidates (``skip_questions``): an FAQ heading such as "Is there a free trial of
+    paid plans?" sits close to any question about trials and says nothing; when the sources' only
+    close sentences are questions, there is no supporting sentence and the answer is refused."""
 
     name = "extractive"
 
     def __init__(self, embed_queries: Callable[[list[str]], np.ndarray], embed_passages: Callable[[list[str]], np.ndarray],
-                 max_sentences: int = 3, min_support: float = 0.80, max_sources: int = 3):
+                 max_sentences: int = 3, min_support: float = 0.80, max_sources: int = 3,
+                 skip_questions: bool = True):
         self.embed_queries = embed_queries
         self.embed_passages = embed_passages
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.max_sources = max_sources
+        self.skip_questions = skip_questions
 
     def generate(self, question: str, lang: str, sources: Sequence[Source]) -> Draft:
         candidates, seen = [], set()
         for src in sources[: self.max_sources]:
             for sentence in split_sentences(src.text, src.lang):
+                if self.skip_questions and is_question(sentence):
+                    continue
                 if sentence not in seen:  # the same sentence in two sources is quoted once
                     seen.add(sentence)
                     candidates.append((sentence, src.n))
