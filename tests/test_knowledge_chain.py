@@ -303,3 +303,28 @@ def test_homophone_correction_changes_one_character_of_what_the_dictionary_canno
     assert fix("法漂") == "法漂"            # same sound, two characters changed: another word
     assert fix("refund 退款") == "refund 退款"
     assert HomophoneCorrector({}, TextTokenizer().segment)("发漂") == "发漂"
+
+
+def test_answer_workers_load_the_stored_sentence_vectors_of_the_index(answerer, settings, tmp_path, caplog):
+    """A worker (Celery or the action server's threads) builds its generator with the index's stored
+    sentence vectors; before the first ingest, or with a damaged index, it embeds them itself."""
+    from assistant.knowledge.retrieval import index_dir
+    from assistant.knowledge.sentences import StoredFirstEmbedder
+    from assistant.tasks.store import MemoryJobStore
+    from assistant.tasks.wiring import answer_runner, known_sentences
+
+    embeddings = answerer.searcher.store.embeddings
+    runner = answer_runner(settings, MemoryJobStore(), embeddings)
+    stored = runner.generator.embed_passages
+    assert isinstance(stored, StoredFirstEmbedder)
+    assert len(stored.known) == len(answerer.searcher.docstore.known_sentences()) > 500
+
+    empty = settings.model_copy(update={"chroma_dir": tmp_path / "chroma"})
+    assert known_sentences(empty) is None
+    assert not isinstance(answer_runner(empty, MemoryJobStore(), embeddings).generator.embed_passages,
+                          StoredFirstEmbedder)
+    index_dir(empty).mkdir(parents=True)
+    (index_dir(empty) / "docs.jsonl").write_text("{not json\n")
+    with caplog.at_level("WARNING"):
+        assert known_sentences(empty) is None
+    assert "run the ingest again" in caplog.text
