@@ -17,8 +17,8 @@ sees the sentences ingestion did not embed (README, 'Knowledge answers': seconds
 
 from __future__ import annotations
 
-from pathlib import Path
 import threading
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -48,11 +48,16 @@ class SentenceVectors:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def of(self, chunk_id: str) -> np.ndarray | None:
+    def span(self, chunk_id: str) -> tuple[int, int] | None:
+        """The rows ``lo:hi`` of the chunk's sentences (``lo == hi``: none), or ``None`` for an unknown id."""
         n = self._row.get(chunk_id)
-        if n is None or self.offsets[n] == self.offsets[n + 1]:
+        return None if n is None else (int(self.offsets[n]), int(self.offsets[n + 1]))
+
+    def of(self, chunk_id: str) -> np.ndarray | None:
+        span = self.span(chunk_id)
+        if span is None or span[0] == span[1]:
             return None
-        return self.vectors[self.offsets[n] : self.offsets[n + 1]]
+        return self.vectors[span[0] : span[1]]
 
     def best(self, chunk_id: str, query: np.ndarray) -> float | None:
         """The highest cosine between ``query`` (a unit vector) and one of the chunk's sentences, or
@@ -115,10 +120,10 @@ class KnownSentences:
         for chunk_id, (text, lang) in chunks.items():
             texts = split_sentences(text, lang)[:MAX_SENTENCES]
             if len(texts) > 1:
-                n = sentences._row.get(chunk_id) if sentences is not None else None
-                if n is None:
+                span = sentences.span(chunk_id) if sentences is not None else None
+                if span is None:
                     continue
-                lo, hi = int(sentences.offsets[n]), int(sentences.offsets[n + 1])
+                lo, hi = span
                 if hi - lo == len(texts):
                     for k, sentence in enumerate(texts):
                         self._where.setdefault(sentence, (True, lo + k))
