@@ -4,6 +4,7 @@ and embeddings that put paraphrases across languages close together."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,12 +63,15 @@ def test_bad_model_files_are_reported(tmp_path, settings):
 
 
 def test_the_onnx_runtime_encoder_gives_the_same_vectors(encoder, settings, tmp_path):
-    from assistant.models.onnx_encoder import OnnxSentenceEncoder
+    from assistant.models.onnx_encoder import OnnxSentenceEncoder, model_digest
 
     texts = ["退款一般多久能到账？", "How do I export all my files?", "专业版 Pro 每月 ¥30，含 1 TB 空间。" * 20, "hi"]
+    stale = tmp_path / "onnx" / f"encoder-{model_digest(Path(resolve_encoder(settings)))}.onnx"
+    stale.parent.mkdir()
+    stale.write_bytes(b"an export by an earlier recipe")
     onnx = OnnxSentenceEncoder(resolve_encoder(settings), tmp_path / "onnx")
     exported = sorted((tmp_path / "onnx").glob("encoder-*.onnx"))
-    assert len(exported) == 1 and not list((tmp_path / "onnx").glob("*.tmp.onnx"))
+    assert len(exported) == 1 and exported[0] != stale and not list((tmp_path / "onnx").glob("*.tmp.onnx"))
     for prefix in ("query: ", "passage: "):
         a, b = encoder.embed(texts, prefix), onnx.embed(texts, prefix)
         assert a.shape == b.shape and np.min(np.sum(a * b, axis=1)) > 0.9999

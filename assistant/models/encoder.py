@@ -10,8 +10,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def load_backbone(path: str):
-    """Load tokenizer and encoder without a pooling head (e5/MiniLM were trained without one)."""
+def load_backbone(path: str, **model_kwargs):
+    """Load tokenizer and encoder without a pooling head (e5/MiniLM were trained without one);
+    ``model_kwargs`` go to ``from_pretrained`` (e.g. ``attn_implementation``)."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -19,9 +20,9 @@ def load_backbone(path: str):
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(path)
     try:
-        model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False, **model_kwargs)
     except TypeError:  # architectures without a pooler take no such argument
-        model = AutoModel.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, **model_kwargs)
     return tokenizer, model
 
 
