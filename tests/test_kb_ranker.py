@@ -66,6 +66,46 @@ def test_the_model_round_trips_through_json(answerer, examples, tmp_path, settin
     e = examples[0]
     assert np.allclose(model.rerank.proba(e.cands.X), again.rerank.proba(e.cands.X))
     assert again.threshold == model.threshold and again.meta["questions"] == model.meta["questions"]
+    assert again.gaps.dtype == np.float32 and np.array_equal(again.gaps, model.gaps) and len(model.gaps) > 50
+
+
+@pytest.mark.parametrize("question,lang", [
+    ("How long are deleted files kept in the recycle bin?", "en"), ("删除的文件在回收站里放多少天", "zh"),
+    ("Can I put my subscription on hold for a while?", "en"), ("Do you offer discounts for students?", "en"),
+])
+def test_a_question_like_a_known_gap_is_refused(answerer, question, lang):
+    """Paraphrases of labelled unanswerable questions (trash retention, pausing, student discounts):
+    the ranker keeps those questions' vectors, and closeness to one lowers answerability."""
+    from dataclasses import replace
+
+    s = answerer.searcher
+    cands = s.candidates(question, lang)
+    without = s.answerability(cands, replace(s.ranker, gaps=np.zeros((0, 0), dtype=np.float32)))
+    assert s.answerability(cands) < without, (question, without)
+    got = answerer.answer(question, lang)
+    assert got.refused and not got.citations, got
+
+
+def test_known_gaps_are_the_judged_unanswerable_questions_and_never_their_own(answerer, examples):
+    """The gaps are the unanswerable questions retrieval had to judge (not the injections the guards
+    refuse), and cross-validation keeps a question and its translation in one fold, so no held-out
+    question finds itself (or its twin) among its fold's gaps."""
+    from assistant.knowledge.evaluate import EvalQuestion
+    from assistant.knowledge.ranker import nearest_gap
+    from assistant.knowledge.ranker_training import FOLDS, _folds, gap_vectors
+
+    assert EvalQuestion("zh-u11", "zh", "回收站", frozenset()).group == EvalQuestion("en-u11", "en", "trash", frozenset()).group
+    assert len(gap_vectors(examples)) == sum(not e.answerable and not e.guarded for e in examples)
+    fold = _folds(examples, FOLDS, 0)
+    groups = {}
+    for e, f in zip(examples, fold):
+        groups.setdefault(e.group, set()).add(f)
+    assert all(len(folds) == 1 for folds in groups.values())
+    for f in range(FOLDS):
+        gaps = gap_vectors([e for e, g in zip(examples, fold) if g != f])
+        held_out = [e for e, g in zip(examples, fold) if g == f and e.known_gap]
+        assert held_out and all(nearest_gap(e.cands.qvec, gaps) < 0.999 for e in held_out)
+        assert all(nearest_gap(e.cands.qvec, gap_vectors(held_out)) > 0.999 for e in held_out)
 
 
 def test_a_model_trained_with_other_features_is_refused_with_the_fix(answerer, tmp_path):

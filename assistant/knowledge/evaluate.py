@@ -32,6 +32,16 @@ class EvalQuestion:
     target: str = ""
 
     @property
+    def group(self) -> str:
+        """Questions of one group are never split between training and evaluation: answerable ones
+        by the units that answer them (paraphrases), unanswerable ones by their id without the
+        language prefix (``zh-u11`` and ``en-u11`` are one question in two languages)."""
+        if self.relevant:
+            return "|".join(sorted(self.relevant))
+        prefix = f"{self.lang}-"
+        return "gap:" + (self.id[len(prefix):] if self.id.startswith(prefix) else self.id)
+
+    @property
     def length(self) -> str:
         if self.lang == "zh":
             return "short" if len(self.question) <= 10 else "long"

@@ -11,8 +11,10 @@ All three are logistic regressions over a few interpretable features, trained on
 * **relevance** scores the same features pointwise (is this chunk relevant at all), so its scores
   compare across questions;
 * **answerable** scores the question given its candidates: the best relevance score, the best
-  cosine, the share of the question's IDF mass found in the best chunks, and the IDF mass of terms
-  the knowledge base has never seen ("WebDAV", "比特币"). Below its threshold the chain refuses.
+  cosine, the share of the question's IDF mass found in the best chunks, the IDF mass of terms
+  the knowledge base has never seen ("WebDAV", "比特币"), and the cosine to the nearest *known gap*:
+  a labelled question that the knowledge base does not answer (the ranker keeps their vectors).
+  Below its threshold the chain refuses.
 
 The threshold is picked on the training questions for a target false-refusal rate. ``eval-kb``
 reports both by grouped k-fold cross-validation (paraphrases of one question stay in one fold), so
@@ -21,6 +23,7 @@ no question is scored by a model that saw it; ``train-kb-ranker`` fits the shipp
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ import numpy as np
 RERANK_FEATURES = ("semantic", "dense", "faq_question", "has_faq_question", "lexical_norm", "dense_rank", "lexical_rank",
                    "semantic_gap", "coverage", "heading_coverage", "is_faq", "sentence")
 ANSWER_FEATURES = ("relevance_top", "relevance_margin", "semantic_top", "faq_question_top", "coverage_top", "coverage_best3",
-                   "unknown_idf", "uncovered_idf_max", "content_terms", "is_zh")
+                   "unknown_idf", "uncovered_idf_max", "content_terms", "is_zh", "known_gap")
 ABSENT_RANK = 30
 
 
@@ -72,10 +75,11 @@ class Candidates:
     weights: list[float]
     term_sets: list[set[str]]
     lang: str | None = None
+    qvec: np.ndarray | None = None     # the query's vector (for the known-gap feature)
 
 
 def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[str], stats: TermStats,
-                       tokens_of, lang: str | None = None) -> Candidates:
+                       tokens_of, lang: str | None = None, qvec: np.ndarray | None = None) -> Candidates:
     """Feature rows for fused candidates; ``tokens_of(hit) -> (chunk terms, heading terms)``."""
     weights = [stats.idf(t) for t in terms]
     best_sem = max((h.features["semantic"] for h in hits), default=0.0)
@@ -91,12 +95,20 @@ def candidate_features(hits, dense_rank: dict, lexical_rank: dict, terms: list[s
             float(h.doc.metadata.get("kind") == "faq"), h.features.get("sentence", h.dense or 0.0),
         ])
     X = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RERANK_FEATURES))
-    return Candidates(hits, X, terms, weights, sets, lang)
+    return Candidates(hits, X, terms, weights, sets, lang, qvec)
 
 
-def answer_features(c: Candidates, relevance: np.ndarray, stats: TermStats) -> np.ndarray:
+def nearest_gap(qvec: np.ndarray | None, gaps: np.ndarray | None) -> float:
+    """Cosine between the query and the nearest known gap (0 when there are none)."""
+    if qvec is None or gaps is None or not len(gaps):
+        return 0.0
+    return float(np.max(gaps @ np.asarray(qvec, dtype=np.float32)))
+
+
+def answer_features(c: Candidates, relevance: np.ndarray, stats: TermStats, gaps: np.ndarray | None = None) -> np.ndarray:
     """The question-level row for the answerability model (``relevance``: the pointwise relevance
-    model's scores, aligned with ``c.hits``)."""
+    model's scores, aligned with ``c.hits``; ``gaps``: unit vectors of labelled questions the
+    knowledge base does not answer, one per row)."""
     if not c.hits:
         return np.zeros(len(ANSWER_FEATURES))
     order = np.argsort(-relevance)
@@ -110,7 +122,7 @@ def answer_features(c: Candidates, relevance: np.ndarray, stats: TermStats) -> n
         relevance[top], margin, c.X[:, col["semantic"]].max(), c.X[:, col["faq_question"]].max(),
         c.X[top, col["coverage"]], _coverage(c.terms, c.weights, best3),
         unknown / stats.unknown, max(uncovered, default=0.0) / stats.unknown, math.log1p(len(c.terms)),
-        float(c.lang == "zh"),
+        float(c.lang == "zh"), nearest_gap(c.qvec, gaps),
     ])
 
 
@@ -157,6 +169,15 @@ class Linear:
                    float(d["intercept"]))
 
 
+def _array_to_json(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _array_from_json(d: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["base64"]), dtype="<f4").reshape(d["shape"]).copy()
+
+
 @dataclass
 class KnowledgeRanker:
     rerank: Linear                # the order of one question's candidates (pairwise)
@@ -164,23 +185,24 @@ class KnowledgeRanker:
     threshold: float              # answerable probability below which the chain refuses
     relevance: Linear             # pointwise relevance: the answerability test's input
     meta: dict = field(default_factory=dict)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))  # known gaps' vectors
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"rerank": self.rerank.to_json(), "answerable": self.answerable.to_json(),
-                                   "relevance": self.relevance.to_json(),
+                                   "relevance": self.relevance.to_json(), "gaps": _array_to_json(self.gaps),
                                    "threshold": self.threshold, "meta": self.meta}, ensure_ascii=False, indent=1))
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "KnowledgeRanker":
         d = json.loads(Path(path).read_text())
-        for part in ("rerank", "relevance", "answerable"):
+        for part in ("rerank", "relevance", "answerable", "gaps"):
             expected = ANSWER_FEATURES if part == "answerable" else RERANK_FEATURES
             if part not in d:
                 raise ValueError(f"{path} has no {part} model (an older format): run `assistant train-kb-ranker`")
-            if tuple(d[part]["features"]) != expected:
+            if part != "gaps" and tuple(d[part]["features"]) != expected:
                 raise ValueError(f"{path} was trained with other features: run `assistant train-kb-ranker`")
         return cls(Linear.from_json(d["rerank"]), Linear.from_json(d["answerable"]), float(d["threshold"]),
-                   Linear.from_json(d["relevance"]), d.get("meta", {}))
+                   Linear.from_json(d["relevance"]), d.get("meta", {}), _array_from_json(d["gaps"]))

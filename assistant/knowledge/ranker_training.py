@@ -2,9 +2,10 @@
 
 ``collect`` runs retrieval once per question and keeps its candidates and features; ``fit`` trains
 the reranker (pairwise, for the order), the relevance model (pointwise, for the absolute level),
-then the answerability model on *out-of-fold* relevance scores (what it sees at run time is a
-model that never saw the question), then picks the refusal threshold for a target
-false-refusal rate. ``cross_validate`` repeats that per fold, grouping paraphrases of one question.
+then the answerability model on *out-of-fold* relevance scores and known-gap cosines (what it sees
+at run time is a model, and a list of gaps, that never held the question), then picks the refusal
+threshold for a target false-refusal rate. ``cross_validate`` repeats that per fold, grouping
+paraphrases of one question (and one unanswerable question's translations).
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ class Example:
 
     @property
     def group(self) -> str:
-        return "|".join(sorted(self.question.relevant)) if self.answerable else self.question.id
+        return self.question.group
+
+    @property
+    def known_gap(self) -> bool:
+        """A question the knowledge base does not answer that retrieval had to judge (not refused by
+        the guards): its vector joins the ranker's known gaps."""
+        return not self.answerable and not self.guarded and self.cands.qvec is not None
 
 
 def collect(searcher, answerable: list[EvalQuestion], unanswerable: list[EvalQuestion],
@@ -110,36 +117,46 @@ def _folds(examples: list[Example], k: int, seed: int) -> list[np.ndarray]:
     return np.array([fold_of[e.group] for e in examples])
 
 
-def _answer_rows(examples: list[Example], relevance_models: list[Linear], stats) -> np.ndarray:
-    return np.stack([answer_features(e.cands, m.proba(e.cands.X) if len(e.cands.hits) else np.zeros(0), stats)
-                     for e, m in zip(examples, relevance_models)])
+def _answer_rows(examples: list[Example], relevance_models: list[Linear], stats, gaps: list[np.ndarray]) -> np.ndarray:
+    return np.stack([answer_features(e.cands, m.proba(e.cands.X) if len(e.cands.hits) else np.zeros(0), stats, g)
+                     for e, m, g in zip(examples, relevance_models, gaps)])
+
+
+def gap_vectors(examples: list[Example]) -> np.ndarray:
+    """The query vectors of the known gaps among ``examples`` (rows; ``(0, 0)`` when there are none)."""
+    rows = [np.asarray(e.cands.qvec, dtype=np.float32) for e in examples if e.known_gap]
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 def fit(examples: list[Example], stats, target_false_refusal: float = TARGET_FALSE_REFUSAL, seed: int = 0,
         meta: dict | None = None) -> KnowledgeRanker:
     rerank, relevance, answerable, p_train = _fit_models(examples, stats, seed)
     threshold = pick_threshold(p_train, target_false_refusal)
-    return KnowledgeRanker(rerank, answerable, threshold, relevance=relevance, meta={
+    gaps = gap_vectors(examples)
+    return KnowledgeRanker(rerank, answerable, threshold, relevance=relevance, gaps=gaps, meta={
         "trained": time.strftime("%Y-%m-%dT%H:%M:%S"), "questions": len(examples),
         "answerable": sum(e.answerable and not e.guarded for e in examples),
         "unanswerable": sum(not e.answerable and not e.guarded for e in examples),
-        "target_false_refusal": target_false_refusal, **(meta or {})})
+        "known_gaps": len(gaps), "target_false_refusal": target_false_refusal, **(meta or {})})
 
 
 def _fit_models(examples: list[Example], stats, seed: int) -> tuple[Linear, Linear, Linear, np.ndarray]:
     """The reranker, the relevance model, the answerability test, and that test's probabilities for
     its own answerable training questions (the threshold for any false-refusal budget is drawn from
-    these)."""
+    these). The test learns from out-of-fold inputs: each training question's relevance scores come
+    from a model fitted without its fold, and its known-gap cosine from the gaps of the other folds
+    (its own vector, or its translation's, would make every gap look certain)."""
     rerank, relevance = _fit_rerank(examples), _fit_relevance(examples)
     fold = _folds(examples, FOLDS, seed + 1)
-    oof = [None] * len(examples)
+    oof, oof_gaps = [None] * len(examples), [None] * len(examples)
     for f in range(FOLDS):
-        m = _fit_relevance([e for e, g in zip(examples, fold) if g != f])
+        rest = [e for e, g in zip(examples, fold) if g != f]
+        m, gaps = _fit_relevance(rest), gap_vectors(rest)
         for n, g in enumerate(fold):
             if g == f:
-                oof[n] = m
+                oof[n], oof_gaps[n] = m, gaps
     train = [n for n, e in enumerate(examples) if not e.guarded]
-    X = _answer_rows([examples[n] for n in train], [oof[n] for n in train], stats)
+    X = _answer_rows([examples[n] for n in train], [oof[n] for n in train], stats, [oof_gaps[n] for n in train])
     y = np.array([float(examples[n].answerable) for n in train])
     answerable = Linear.fit(ANSWER_FEATURES, X, y, C=1.0)
     return rerank, relevance, answerable, answerable.proba(X)[y == 1]
@@ -177,8 +194,9 @@ def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int
     fold = _folds(examples, folds, seed)
     rankings, probs, train_p = {}, {}, []
     for f in range(folds):
-        rerank, relevance, answerable, p_train = _fit_models([e for e, g in zip(examples, fold) if g != f], stats,
-                                                             seed)
+        train = [e for e, g in zip(examples, fold) if g != f]
+        rerank, relevance, answerable, p_train = _fit_models(train, stats, seed)
+        gaps = gap_vectors(train)
         train_p.append(p_train)
         for e, g in zip(examples, fold):
             if g != f:
@@ -190,6 +208,6 @@ def cross_validate(examples: list[Example], stats, folds: int = FOLDS, seed: int
                 order = np.argsort(-rerank.logit(e.cands.X), kind="stable")
                 rankings[qid] = [e.cands.hits[i] for i in order]
                 relevant = relevance.proba(e.cands.X)
-                probs[qid] = float(answerable.proba(answer_features(e.cands, relevant, stats))[0])
+                probs[qid] = float(answerable.proba(answer_features(e.cands, relevant, stats, gaps))[0])
     return CVResult(rankings, probs, {e.question.id for e in examples if e.guarded},
                     {e.question.id: int(g) for e, g in zip(examples, fold)}, train_p)

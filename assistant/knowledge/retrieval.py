@@ -183,7 +183,8 @@ class HybridSearcher:
         hits = self._fused(qvec, dense, lexical)[: cfg.rerank_depth]
         terms = list(dict.fromkeys(query_terms))
         return candidate_features(hits, {i: r for r, (i, _) in enumerate(dense)},
-                                  {i: r for r, (i, _) in enumerate(lexical)}, terms, self.term_stats(), self._terms_of, lang)
+                                  {i: r for r, (i, _) in enumerate(lexical)}, terms, self.term_stats(), self._terms_of, lang,
+                                  qvec)
 
     def term_stats(self):
         from assistant.knowledge.ranker import TermStats
@@ -221,7 +222,7 @@ class HybridSearcher:
         if not cands.hits:
             return 0.0
         scores = ranker.relevance.proba(cands.X)
-        return float(ranker.answerable.proba(answer_features(cands, scores, self.term_stats()))[0])
+        return float(ranker.answerable.proba(answer_features(cands, scores, self.term_stats(), ranker.gaps))[0])
 
     def _require_ranker(self):
         if self.ranker is None:
