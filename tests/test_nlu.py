@@ -378,6 +378,36 @@ def test_onnx_runtimes_agree_with_torch(settings, parser):
     assert abs(fp32.predict_proba(texts) - reference).max() < 1e-3
 
 
+def test_the_onnx_export_traces_eager_attention_and_redoes_an_earlier_recipe(settings, tmp_path):
+    """The export writes attention out as matmuls (the faster graph on ONNX Runtime) without changing
+    the PyTorch classifier it came from; an export by an earlier recipe is redone at load."""
+    import json
+    import shutil
+
+    from assistant.models.registry import resolve_encoder
+    from assistant.nlu.classifier import IntentClassifier
+    from assistant.nlu.onnx_runtime import ATTENTION, export_onnx, load_onnx_classifier, onnx_path
+
+    for f in settings.nlu_model_dir.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    path_for = lambda spec: resolve_encoder(settings, spec)  # noqa: E731
+    torch_clf = IntentClassifier.load(tmp_path, path_for)
+    trained_with = torch_clf.module.encoder.config._attn_implementation
+    info = export_onnx(torch_clf, tmp_path)
+    assert ATTENTION == "eager" and info["attention"] == "eager"
+    assert torch_clf.module.encoder.config._attn_implementation == trained_with
+    export = tmp_path / "onnx" / "export.json"
+    earlier = {k: v for k, v in json.loads(export.read_text()).items() if k != "attention"}
+    export.write_text(json.dumps(earlier))
+    before = onnx_path(tmp_path, False).stat().st_mtime_ns
+    onnx = load_onnx_classifier(tmp_path, path_for, int8=False)
+    assert onnx_path(tmp_path, False).stat().st_mtime_ns != before
+    assert json.loads(export.read_text())["attention"] == "eager"
+    texts = ["我下的单到哪了", "can you tell me where my parcel is", "hi", "发票能开专票吗？" * 10]
+    assert abs(onnx.predict_proba(texts) - torch_clf.predict_proba(texts)).max() < 1e-3
+
+
 def test_health_names_the_runtime(http):
     assert http.get("/health").json()["runtime"] == "onnx"
 
