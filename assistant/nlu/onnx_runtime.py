@@ -18,16 +18,15 @@ from typing import Sequence
 
 import numpy as np
 
+from assistant.models.onnx_encoder import ATTENTION, OPSET
 from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, require_trained
 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
-OPSET = 17
 OUTPUTS = ("logits", "features")     # the head's logits and the pooled vector it reads
-# How attention is traced (as for the knowledge encoder, assistant/models/onnx_encoder.py): written out
-# as matmuls and a softmax. SDPA's traced graph gave the same probabilities (to 1e-6) and was a little
-# slower on ONNX Runtime: 85-86 against 88-97 messages/s in batches of 32 (README, "Models").
-ATTENTION = "eager"
+# The opset and the attention recipe are the knowledge encoder's (``ATTENTION``: written out as matmuls
+# and a softmax). For the classifier, SDPA's traced graph gave the same probabilities (to 1e-6) and was
+# a little slower on ONNX Runtime: 85-86 against 88-97 messages/s in batches of 32 (README, "Models").
 
 
 def weights_digest(model_dir: Path) -> str:
