@@ -20,7 +20,8 @@ def _fingerprint(settings: Settings) -> str:
     for path in sorted(settings.nlu_data_dir.rglob("*.y*ml")):
         h.update(path.name.encode() + path.read_bytes())
     for key in ("encoder_model", "nlu_epochs", "nlu_batch_size", "nlu_learning_rate", "nlu_max_tokens", "nlu_seed",
-                "nlu_oos_method", "nlu_oos_max_loss", "nlu_calibration_share", "nlu_oos_negative_intent"):
+                "nlu_oos_method", "nlu_oos_max_loss", "nlu_calibration_share", "nlu_oos_negative_intent",
+                "nlu_oos_vectors"):
         h.update(f"{key}={getattr(settings, key)}".encode())
     return h.hexdigest()[:16]
 

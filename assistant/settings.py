@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         0.01, ge=0.0, lt=0.5,
         description="The share of held-out in-scope accuracy the out-of-scope detector may cost: its threshold is the highest that costs no more.",
     )
+    nlu_oos_vectors: Literal["layers", "last"] = Field(
+        "layers",
+        description=(
+            "What the out-of-scope detector compares, fixed when the model is trained: 'layers' (the mean of every "
+            "encoder layer's unit-length mean-pooled vector) or 'last' (the vector the intent head reads)."
+        ),
+    )
     nlu_calibration_share: float = Field(
         0.1, gt=0.0, lt=0.5, description="Share of nlu_data train-nlu holds out (per intent) to calibrate the out-of-scope threshold."
     )

@@ -16,6 +16,7 @@ times the service with a 15,000-example detector).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def evaluate(detector, split_features, split_probs, labels: list[str], y_true: l
     return row
 
 
+def set_oos_vectors(model_dir: Path, oos_vectors: str) -> None:
+    from assistant.nlu.classifier import META_FILE
+
+    meta = json.loads((model_dir / META_FILE).read_text())
+    if meta.get("oos_vectors", "last") != oos_vectors:
+        meta["oos_vectors"] = oos_vectors    # the ONNX export is redone at load: meta.json is part of its digest
+        (model_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
+
+
 def main() -> None:
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import evaluate as nlu_evaluate
@@ -68,10 +78,13 @@ def main() -> None:
     ap.add_argument("--model", help="a model saved by `assistant nlu-eval` (model-<dataset>/); trained when absent")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--oos-train", action="store_true", help="train with the oos training examples as a class")
+    ap.add_argument("--oos-vectors", choices=("layers", "last"),
+                    help="what the detectors compare (default: ASSISTANT_NLU_OOS_VECTORS); for a saved --model, "
+                         "rewrites its meta.json: the trained weights do not depend on it")
     ap.add_argument("--max-loss", type=float, nargs="+", default=[0.01, 0.02])
     args = ap.parse_args()
 
-    s = Settings()
+    s = Settings(**({"nlu_oos_vectors": args.oos_vectors} if args.oos_vectors else {}))
     data = load_dataset(Path(args.data), s.nlu_seed)
     if not data.has_oos:
         raise SystemExit(f"{args.data} has no out-of-scope test examples: nothing to measure")
@@ -83,8 +96,11 @@ def main() -> None:
         train_seconds = round(time.perf_counter() - started, 1)
         model_dir = s.var_dir / f"nlu-oos-{data.name}{'-oos-train' if args.oos_train else ''}"
         clf.save(model_dir)
+    elif args.oos_vectors:
+        set_oos_vectors(model_dir, args.oos_vectors)
     clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(s, spec), int8=False, threads=s.torch_threads)
     oos_trained = OOS in clf.labels
+    clf_vectors = json.loads((model_dir / "meta.json").read_text()).get("oos_vectors", "last")
     started = time.perf_counter()
     train_f, train_p = embed(clf, data.train.texts)
     valid_f, valid_p = embed(clf, data.valid.texts)
@@ -130,8 +146,9 @@ def main() -> None:
             det.save(model_dir)
     print_table(f"{data.name}: out-of-scope detectors (threshold from valid in-scope examples; "
                 f"{'oos examples trained as a class' if oos_trained else 'in-scope training only'})", rows)
-    write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}",
-               {"dataset": data.name, "model_dir": str(model_dir), "labels": len(clf.labels),
+    write_json(f"nlu_oos_{data.name.lower()}{'_oos_train' if oos_trained else ''}"
+               f"{'_last_layer' if clf_vectors == 'last' else ''}",
+               {"dataset": data.name, "model_dir": str(model_dir), "oos_vectors": clf_vectors, "labels": len(clf.labels),
                 "train_seconds": train_seconds, "epochs": args.epochs if args.model is None else None,
                 "embed_seconds": round(embed_s, 1), "rows": rows,
                 "knn_margin_valid_oos_rejected_by_weight": valid_recall_by_weight})

@@ -426,3 +426,54 @@ def test_the_serving_process_keeps_one_blas_thread():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     threads = json.loads(out.stdout.strip().splitlines()[-1])
     assert threads and set(threads) == {1}, threads
+
+
+def test_the_detector_reads_every_layer_and_the_onnx_export_gives_the_same_vectors(settings, tmp_path):
+    """``oos_vectors: layers`` (meta.json): the detector's vector is the mean of each transformer layer's
+    unit-length mean-pooled states, PyTorch and ONNX alike, while the intent probabilities are the
+    head's as before; a model saved without the key reads the head's input ("last"), as its detector
+    was fitted on; an unknown value is refused at load."""
+    import json
+    import shutil
+
+    import torch
+
+    from assistant.models.encoder import mean_pool
+    from assistant.models.registry import resolve_encoder
+    from assistant.nlu.classifier import META_FILE, IntentClassifier, ModelNotTrained
+    from assistant.nlu.onnx_runtime import load_onnx_classifier
+
+    for f in settings.nlu_model_dir.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    path_for = lambda spec: resolve_encoder(settings, spec)  # noqa: E731
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    texts = ["我下的单到哪了", "can you tell me where my parcel is", "hi", "发票能开专票吗？" * 10]
+
+    def write(**change):
+        (tmp_path / META_FILE).write_text(json.dumps({k: v for k, v in {**meta, **change}.items() if v is not None}))
+
+    write(oos_vectors=None)
+    last = IntentClassifier.load(tmp_path, path_for)
+    assert last.oos_vectors == "last"
+    enc = last.tokenizer(texts, padding=True, truncation=True, max_length=last.max_length, return_tensors="pt")
+    with torch.inference_mode():
+        out = last.module.encoder(**enc, output_hidden_states=True)
+        pooled = [mean_pool(h, enc["attention_mask"]).numpy() for h in out.hidden_states]
+    assert len(pooled) == last.module.encoder.config.num_hidden_layers + 1     # [0]: the embeddings
+    expected = np.mean([p / np.linalg.norm(p, axis=1, keepdims=True) for p in pooled[1:]], axis=0)
+    last_vectors, last_probs = last.features_and_proba(texts)
+    assert np.allclose(last_vectors, pooled[-1], atol=1e-5)
+
+    write(oos_vectors="layers")
+    layers = IntentClassifier.load(tmp_path, path_for)
+    vectors, probs = layers.features_and_proba(texts)
+    assert np.allclose(vectors, expected, atol=1e-5) and not np.allclose(vectors, last_vectors, atol=1e-2)
+    assert np.allclose(probs, last_probs, atol=1e-6)
+    onnx = load_onnx_classifier(tmp_path, path_for, int8=False)     # meta.json changed: exported again
+    onnx_vectors, onnx_probs = onnx.features_and_proba(texts)
+    assert abs(onnx_vectors - vectors).max() < 1e-4 and abs(onnx_probs - probs).max() < 1e-3
+
+    write(oos_vectors="middle")
+    with pytest.raises(ModelNotTrained, match="middle"):
+        IntentClassifier.load(tmp_path, path_for)

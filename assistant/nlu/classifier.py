@@ -23,6 +23,12 @@ from assistant.models.encoder import load_backbone, mean_pool
 
 log = logging.getLogger(__name__)
 META_FILE = "meta.json"
+# What the out-of-scope detector compares (``oos_vectors`` in meta.json): "layers", the mean over the
+# encoder's transformer layers (not the embeddings' output) of each layer's unit-length mean-pooled
+# states (after Chen et al. 2022, "Holistic sentence embeddings for better OOD detection"), or "last",
+# the head's input. A model saved
+# without the key (an earlier version) reads "last", as its detector was fitted on.
+OOS_VECTORS = ("layers", "last")
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT_VERSION = 1
 
@@ -62,8 +68,13 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, group: int,
     return batches
 
 
-def _build_module(encoder, n_labels: int, dropout: float = 0.1):
+def _build_module(encoder, n_labels: int, dropout: float = 0.1, oos_vectors: str = "last"):
+    import torch
     from torch import nn
+
+    if oos_vectors not in OOS_VECTORS:
+        raise ModelNotTrained(f"unknown out-of-scope vectors {oos_vectors!r} ('oos_vectors' in the model's "
+                              f"{META_FILE}): choose one of {', '.join(OOS_VECTORS)}, or retrain with `assistant train-nlu`")
 
     class IntentModel(nn.Module):
         def __init__(self):
@@ -79,7 +90,19 @@ def _build_module(encoder, n_labels: int, dropout: float = 0.1):
         def forward(self, input_ids, attention_mask):
             return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
 
+        def logits_and_vectors(self, input_ids, attention_mask):
+            """The head's logits and the vectors the out-of-scope detector reads, from one pass."""
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                               output_hidden_states=oos_vectors == "layers")
+            pooled = mean_pool(out.last_hidden_state, attention_mask)
+            if oos_vectors == "last":
+                return self.head(pooled), pooled
+            layers = [mean_pool(h, attention_mask) for h in out.hidden_states[1:]]
+            vectors = torch.stack([v / v.norm(dim=-1, keepdim=True).clamp(min=1e-12) for v in layers]).mean(0)
+            return self.head(pooled), vectors
+
     module = IntentModel()
+    module.oos_vectors = oos_vectors
     module.encoder.get_input_embeddings().weight.requires_grad_(False)
     return module
 
@@ -105,17 +128,22 @@ class IntentClassifier:
         self._torch = torch
 
     # ---------------------------------------------------------------- inference
+    @property
+    def oos_vectors(self) -> str:
+        return self.module.oos_vectors
+
     def features_and_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The pooled sentence vectors the head reads, and the intent probabilities, in one pass."""
+        """The vectors the out-of-scope detector reads (:data:`OOS_VECTORS`) and the intent probabilities,
+        in one pass."""
         torch = self._torch
         self.module.eval()
         enc = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         with torch.inference_mode():
-            pooled = self.module.pooled(enc["input_ids"], enc["attention_mask"])
-            probs = torch.softmax(self.module.head(pooled), dim=-1)
-        return pooled.numpy(), probs.numpy()
+            logits, vectors = self.module.logits_and_vectors(enc["input_ids"], enc["attention_mask"])
+            probs = torch.softmax(logits, dim=-1)
+        return vectors.numpy(), probs.numpy()
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.features_and_proba(texts)[1]
@@ -132,6 +160,7 @@ class IntentClassifier:
             "labels": self.labels,
             "max_length": self.max_length,
             "encoder": self.encoder_spec,
+            "oos_vectors": self.oos_vectors,
             **(extra_meta or {}),
         }
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
@@ -146,7 +175,7 @@ class IntentClassifier:
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelNotTrained(f"{directory} was written by another version; retrain with `assistant train-nlu`")
         tokenizer, encoder = load_backbone(encoder_path_for(meta["encoder"]))
-        module = _build_module(encoder, len(meta["labels"]))
+        module = _build_module(encoder, len(meta["labels"]), oos_vectors=meta.get("oos_vectors", "last"))
         missing, unexpected = module.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
         frozen = {"encoder.embeddings.word_embeddings.weight"}
         if unexpected or set(missing) - frozen:
@@ -173,6 +202,7 @@ class IntentClassifier:
         seed: int = 13,
         progress: bool = True,
         group: int = 8,
+        oos_vectors: str = "layers",
     ) -> tuple["IntentClassifier", TrainReport]:
         """Fine-tune on ``texts``/``intents``. Batches are drawn by :func:`length_grouped_batches`
         (``group`` = 1: plain random batches)."""
@@ -189,7 +219,7 @@ class IntentClassifier:
         np.random.seed(seed)
         torch.manual_seed(seed)          # before the head is built: its initial weights come from this seed too
         tokenizer, encoder = load_backbone(encoder_path)
-        module = _build_module(encoder, len(labels))
+        module = _build_module(encoder, len(labels), oos_vectors=oos_vectors)
         y = [labels.index(i) for i in intents]
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
         ids = enc["input_ids"]

@@ -40,7 +40,8 @@ def train(settings: Settings, data: Dataset, encoder: str, epochs: int | None, p
     return IntentClassifier.train([t for t, _ in keep], [label for _, label in keep],
                                   resolve_encoder(settings, encoder), encoder, epochs=epochs or settings.nlu_epochs,
                                   batch_size=settings.nlu_batch_size, learning_rate=settings.nlu_learning_rate,
-                                  max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=progress)
+                                  max_length=settings.nlu_max_tokens, seed=settings.nlu_seed, progress=progress,
+                                  oos_vectors=settings.nlu_oos_vectors)
 
 
 def fit_detector(settings: Settings, clf, data: Dataset) -> tuple[OosDetector | None, dict | None]:

@@ -23,7 +23,7 @@ from assistant.nlu.classifier import META_FILE, WEIGHTS_FILE, IntentClassifier, 
 
 log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
-OUTPUTS = ("logits", "features")     # the head's logits and the pooled vector it reads
+OUTPUTS = ("logits", "features")     # the head's logits and the out-of-scope detector's vectors
 # The opset and the attention recipe are the knowledge encoder's (``ATTENTION``: written out as matmuls
 # and a softmax). For the classifier, SDPA's traced graph gave the same probabilities (to 1e-6) and was
 # a little slower on ONNX Runtime: 85-86 against 88-97 messages/s in batches of 32 (README, "Models").
@@ -55,8 +55,7 @@ def export_onnx(classifier: IntentClassifier, model_dir: Path) -> dict:
             self.inner = module
 
         def forward(self, input_ids, attention_mask):
-            pooled = self.inner.pooled(input_ids, attention_mask)
-            return self.inner.head(pooled), pooled
+            return self.inner.logits_and_vectors(input_ids, attention_mask)
 
     started = time.perf_counter()
     sample = classifier.tokenizer(["查询订单 CM100003 的状态", "hi"], padding=True, return_tensors="pt")
@@ -80,7 +79,7 @@ def export_onnx(classifier: IntentClassifier, model_dir: Path) -> dict:
     tmp8.replace(int8)
     info = {"digest": weights_digest(model_dir), "labels": classifier.labels, "max_length": classifier.max_length,
             "encoder": classifier.encoder_spec, "opset": OPSET, "outputs": list(OUTPUTS),
-            "attention": ATTENTION, "seconds": round(time.perf_counter() - started, 1),
+            "attention": ATTENTION, "oos_vectors": classifier.oos_vectors, "seconds": round(time.perf_counter() - started, 1),
             "mb": {"fp32": round(fp32.stat().st_size / 2**20, 1), "int8": round(int8.stat().st_size / 2**20, 1)}}
     (out / "export.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
     return info

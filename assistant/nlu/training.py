@@ -37,7 +37,7 @@ def train_nlu(settings: Settings, progress: bool = True, extra_meta: dict | None
         [texts[i] for i in fit_idx], [intents[i] for i in fit_idx], resolve_encoder(settings),
         settings.encoder_model, epochs=settings.nlu_epochs, batch_size=settings.nlu_batch_size,
         learning_rate=settings.nlu_learning_rate, max_length=settings.nlu_max_tokens, seed=settings.nlu_seed,
-        progress=progress,
+        progress=progress, oos_vectors=settings.nlu_oos_vectors,
     )
     summary = {"train": asdict(report)}
     clf.save(settings.nlu_model_dir, {"trained_on": report.examples, "summary": summary["train"], **(extra_meta or {})})
