@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         "layers",
         description=(
             "What the out-of-scope detector compares, fixed when the model is trained: 'layers' (the mean of every "
-            "encoder layer's unit-length mean-pooled vector) or 'last' (the vector the intent head reads)."
+            "transformer layer's unit-length mean-pooled vector) or 'last' (the vector the intent head reads)."
         ),
     )
     nlu_calibration_share: float = Field(

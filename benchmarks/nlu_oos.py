@@ -68,6 +68,7 @@ def set_oos_vectors(model_dir: Path, oos_vectors: str) -> None:
 def main() -> None:
     from assistant.models.registry import resolve_encoder
     from assistant.nlu import evaluate as nlu_evaluate
+    from assistant.nlu.classifier import META_FILE, OOS_VECTORS
     from assistant.nlu.datasets import OOS, load_dataset
     from assistant.nlu.oos import OosDetector, embed, held_out_threshold, margin_detector
     from assistant.nlu.onnx_runtime import load_onnx_classifier
@@ -78,7 +79,7 @@ def main() -> None:
     ap.add_argument("--model", help="a model saved by `assistant nlu-eval` (model-<dataset>/); trained when absent")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--oos-train", action="store_true", help="train with the oos training examples as a class")
-    ap.add_argument("--oos-vectors", choices=("layers", "last"),
+    ap.add_argument("--oos-vectors", choices=OOS_VECTORS,
                     help="what the detectors compare (default: ASSISTANT_NLU_OOS_VECTORS); for a saved --model, "
                          "rewrites its meta.json: the trained weights do not depend on it")
     ap.add_argument("--max-loss", type=float, nargs="+", default=[0.01, 0.02])
@@ -100,7 +101,7 @@ def main() -> None:
         set_oos_vectors(model_dir, args.oos_vectors)
     clf = load_onnx_classifier(model_dir, lambda spec: resolve_encoder(s, spec), int8=False, threads=s.torch_threads)
     oos_trained = OOS in clf.labels
-    clf_vectors = json.loads((model_dir / "meta.json").read_text()).get("oos_vectors", "last")
+    clf_vectors = json.loads((model_dir / META_FILE).read_text()).get("oos_vectors", "last")
     started = time.perf_counter()
     train_f, train_p = embed(clf, data.train.texts)
     valid_f, valid_p = embed(clf, data.valid.texts)

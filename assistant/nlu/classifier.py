@@ -26,8 +26,8 @@ META_FILE = "meta.json"
 # What the out-of-scope detector compares (``oos_vectors`` in meta.json): "layers", the mean over the
 # encoder's transformer layers (not the embeddings' output) of each layer's unit-length mean-pooled
 # states (after Chen et al. 2022, "Holistic sentence embeddings for better OOD detection"), or "last",
-# the head's input. A model saved
-# without the key (an earlier version) reads "last", as its detector was fitted on.
+# the head's input. A model saved without the key (an earlier version) reads "last", as its detector
+# was fitted on.
 OOS_VECTORS = ("layers", "last")
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT_VERSION = 1
@@ -95,10 +95,8 @@ def _build_module(encoder, n_labels: int, dropout: float = 0.1, oos_vectors: str
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                output_hidden_states=oos_vectors == "layers")
             pooled = mean_pool(out.last_hidden_state, attention_mask)
-            if oos_vectors == "last":
-                return self.head(pooled), pooled
-            layers = [mean_pool(h, attention_mask) for h in out.hidden_states[1:]]
-            vectors = torch.stack([v / v.norm(dim=-1, keepdim=True).clamp(min=1e-12) for v in layers]).mean(0)
+            vectors = pooled if oos_vectors == "last" else torch.stack(
+                [nn.functional.normalize(mean_pool(h, attention_mask), dim=-1) for h in out.hidden_states[1:]]).mean(0)
             return self.head(pooled), vectors
 
     module = IntentModel()
